@@ -1,0 +1,103 @@
+//! The classifier stage: gathers span features into windows and classifies each full window.
+//!
+//! The decision itself comes from a [`cav_core::Classifier`]; this actor publishes it to the
+//! status board (what `/api/current-activity` shows) and to the store and dispatch stages.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use cav_core::window::WindowAccumulator;
+use cav_core::{Classifier, Clock, MonotonicClock};
+
+use crate::health::{ActorState, StatusBoard};
+use crate::messages::{Classification, SpanFeaturesMsg};
+use crate::supervise::guarded;
+
+pub struct ClassifierActor {
+    pub(crate) board: StatusBoard,
+    clock: Arc<MonotonicClock>,
+    window: Duration,
+    source: String,
+    accumulator: WindowAccumulator,
+    classifier: Arc<dyn Classifier>,
+    outputs: Vec<Recipient<Classification>>,
+}
+
+impl ClassifierActor {
+    pub const NAME: &'static str = "classifier";
+
+    pub fn new(
+        board: StatusBoard,
+        clock: Arc<MonotonicClock>,
+        window: Duration,
+        source: String,
+        classifier: Arc<dyn Classifier>,
+        outputs: Vec<Recipient<Classification>>,
+    ) -> Self {
+        Self {
+            board,
+            clock,
+            window,
+            source,
+            accumulator: WindowAccumulator::new(window),
+            classifier,
+            outputs,
+        }
+    }
+}
+
+impl Actor for ClassifierActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        self.board
+            .actor_state(Self::NAME, ActorState::Running, self.clock.now());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.board
+            .actor_state(Self::NAME, ActorState::Stopped, self.clock.now());
+    }
+}
+
+impl Supervised for ClassifierActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.board.actor_restarted(Self::NAME, self.clock.now());
+        self.accumulator = WindowAccumulator::new(self.window);
+    }
+}
+
+impl Handler<SpanFeaturesMsg> for ClassifierActor {
+    type Result = ();
+    fn handle(&mut self, msg: SpanFeaturesMsg, ctx: &mut Self::Context) {
+        let board = self.board.clone();
+        guarded(self, ctx, Self::NAME, &board, |this, _| {
+            let Some(window) = this.accumulator.push(msg.0) else {
+                return;
+            };
+            let decision = this.classifier.classify(&window);
+            tracing::info!(
+                activity = %decision.activity,
+                confidence = decision.confidence,
+                window_start_ms = window.start.millis(),
+                window_end_ms = window.end.millis(),
+                "classified window"
+            );
+            let c = Classification {
+                window,
+                decision,
+                classifier: this.classifier.name().to_string(),
+                source: this.source.clone(),
+            };
+            this.board.counters().windows.fetch_add(1, Ordering::Relaxed);
+            this.board.set_current(c.clone());
+            for out in &this.outputs {
+                out.do_send(c.clone());
+            }
+        });
+    }
+}
+
+crate::impl_inject_panic!(ClassifierActor);

@@ -1,0 +1,9 @@
+//! The actors: one per file, each with its own control messages. Actors move messages, own
+//! state and handle failure; the computing is done by `cav-core`.
+
+pub mod classifier;
+pub mod dispatcher;
+pub mod features;
+pub mod file_source;
+pub mod store_writer;
+pub mod sync;

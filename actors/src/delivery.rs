@@ -1,0 +1,132 @@
+//! Delivery of results to the external service over HTTP (blocking, ureq).
+//!
+//! The payload is a wire DTO of its own ([`ExternalPayload`]); its shape is the external
+//! service's contract and must not follow internal refactors.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::messages::Classification;
+
+/// The JSON POSTed for every classification window.
+#[derive(Debug, Serialize)]
+pub struct ExternalPayload {
+    /// The window's end, Unix seconds.
+    pub timestamp: i64,
+    /// The window's end, ISO-8601 UTC.
+    pub date_time: String,
+    pub activity: String,
+    pub confidence: f32,
+    pub scores: BTreeMap<String, f32>,
+    pub window: WindowDto,
+    pub source: String,
+    pub features: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowDto {
+    /// ISO-8601 UTC.
+    pub start: String,
+    pub end: String,
+}
+
+/// Formats Unix milliseconds as ISO-8601 UTC with millisecond precision.
+pub fn iso8601(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl From<&Classification> for ExternalPayload {
+    fn from(c: &Classification) -> Self {
+        let end_ms = c.end().millis();
+        Self {
+            timestamp: end_ms.div_euclid(1000),
+            date_time: iso8601(end_ms),
+            activity: c.decision.activity.to_string(),
+            confidence: c.decision.confidence,
+            scores: c
+                .decision
+                .scores
+                .iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            window: WindowDto {
+                start: iso8601(c.start().millis()),
+                end: iso8601(end_ms),
+            },
+            source: c.source.clone(),
+            features: serde_json::to_value(&c.window).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: {reason}")]
+    Transport { url: String, reason: String },
+}
+
+/// A configured external service.
+#[derive(Clone)]
+pub struct ExternalService {
+    agent: ureq::Agent,
+    url: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for ExternalService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("ExternalService").field("url", &self.url).finish()
+    }
+}
+
+impl ExternalService {
+    pub fn new(url: String, token: Option<String>, timeout: Duration) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .user_agent(concat!("classify-audio-video/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Self { agent, url, token }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// POSTs one payload; Ok with the status code on 2xx.
+    pub fn post(&self, payload: &ExternalPayload) -> Result<u16, DeliveryError> {
+        let mut req = self.agent.post(&self.url);
+        if let Some(token) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {token}"));
+        }
+        match req.send_json(payload) {
+            Ok(resp) => Ok(resp.status()),
+            Err(ureq::Error::Status(status, _)) => Err(DeliveryError::Status {
+                url: self.url.clone(),
+                status,
+            }),
+            Err(e) => Err(DeliveryError::Transport {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_is_utc_with_milliseconds() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

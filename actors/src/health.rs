@@ -1,0 +1,264 @@
+//! The status board: what every actor and source is doing, shared with the HTTP API.
+//!
+//! Actors write here; `/api/status` reads. It is a plain `Arc` with short-lived locks and atomic
+//! counters rather than a message round-trip, so the status endpoint answers even when an actor
+//! is wedged — which is exactly when somebody looks at it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cav_core::Timestamp;
+use serde::Serialize;
+
+use crate::messages::Classification;
+
+/// Lifecycle of a supervised actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorState {
+    Starting,
+    Running,
+    Restarting,
+    Stopped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActorStatus {
+    pub state: ActorState,
+    pub restarts: u64,
+    pub last_error: Option<String>,
+    pub since: Timestamp,
+}
+
+/// Lifecycle of a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    Starting,
+    Running,
+    /// A file source reached the end of a file it does not loop.
+    Ended,
+    /// Failed; it will be retried after a backoff.
+    Error,
+    Stopped,
+}
+
+/// Counters of one source. Atomics, because sources count from their own threads.
+#[derive(Debug, Default)]
+pub struct SourceCounters {
+    pub frames: AtomicU64,
+    /// Shared with the source's frame queue, which counts its evictions here.
+    pub frames_dropped: Arc<AtomicU64>,
+    pub audio_chunks: AtomicU64,
+    pub audio_samples: AtomicU64,
+    /// Shared with the source's audio queue.
+    pub audio_chunks_dropped: Arc<AtomicU64>,
+    pub decode_errors: AtomicU64,
+    pub loops: AtomicU64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceStatus {
+    pub kind: String,
+    pub state: SourceState,
+    pub detail: Option<String>,
+    pub last_error: Option<String>,
+    pub last_frame_at: Option<Timestamp>,
+    pub last_audio_at: Option<Timestamp>,
+    pub since: Timestamp,
+}
+
+/// Counters of the stages after the sources.
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    pub spans: AtomicU64,
+    pub spans_dropped: AtomicU64,
+    pub windows: AtomicU64,
+    pub stored: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub delivered: AtomicU64,
+    pub delivery_errors: AtomicU64,
+}
+
+#[derive(Debug)]
+struct SourceEntry {
+    status: SourceStatus,
+    counters: Arc<SourceCounters>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    actors: BTreeMap<String, ActorStatus>,
+    sources: BTreeMap<String, SourceEntry>,
+    current: Option<Classification>,
+    latest_span: Option<cav_core::features::SpanFeatures>,
+}
+
+/// Shared, cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct StatusBoard {
+    inner: Arc<Mutex<Inner>>,
+    counters: Arc<PipelineCounters>,
+}
+
+/// A copy of one source's status and counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceSnapshot {
+    #[serde(flatten)]
+    pub status: SourceStatus,
+    pub frames: u64,
+    pub frames_dropped: u64,
+    pub audio_chunks: u64,
+    pub audio_samples: u64,
+    pub audio_chunks_dropped: u64,
+    pub decode_errors: u64,
+    pub loops: u64,
+}
+
+impl StatusBoard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave it half-updated (every update is one
+        // assignment), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn counters(&self) -> &PipelineCounters {
+        &self.counters
+    }
+
+    pub fn actor_state(&self, name: &str, state: ActorState, now: Timestamp) {
+        let mut inner = self.lock();
+        let entry = inner
+            .actors
+            .entry(name.to_string())
+            .or_insert_with(|| ActorStatus {
+                state,
+                restarts: 0,
+                last_error: None,
+                since: now,
+            });
+        if entry.state != state {
+            entry.since = now;
+        }
+        entry.state = state;
+    }
+
+    pub fn actor_restarted(&self, name: &str, now: Timestamp) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.actors.get_mut(name) {
+            entry.restarts += 1;
+            entry.state = ActorState::Restarting;
+            entry.since = now;
+        }
+    }
+
+    pub fn actor_error(&self, name: &str, error: String) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.actors.get_mut(name) {
+            entry.last_error = Some(error);
+        }
+    }
+
+    pub fn actors(&self) -> BTreeMap<String, ActorStatus> {
+        self.lock().actors.clone()
+    }
+
+    /// Registers a source (or returns the counters of one already registered).
+    pub fn register_source(&self, id: &str, kind: &str, now: Timestamp) -> Arc<SourceCounters> {
+        let mut inner = self.lock();
+        let entry = inner.sources.entry(id.to_string()).or_insert_with(|| SourceEntry {
+            status: SourceStatus {
+                kind: kind.to_string(),
+                state: SourceState::Starting,
+                detail: None,
+                last_error: None,
+                last_frame_at: None,
+                last_audio_at: None,
+                since: now,
+            },
+            counters: Arc::default(),
+        });
+        entry.counters.clone()
+    }
+
+    pub fn source_state(&self, id: &str, state: SourceState, detail: Option<String>, now: Timestamp) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.sources.get_mut(id) {
+            if entry.status.state != state {
+                entry.status.since = now;
+            }
+            entry.status.state = state;
+            if detail.is_some() {
+                entry.status.detail = detail;
+            }
+        }
+    }
+
+    pub fn source_error(&self, id: &str, error: String, now: Timestamp) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.sources.get_mut(id) {
+            if entry.status.state != SourceState::Error {
+                entry.status.since = now;
+            }
+            entry.status.state = SourceState::Error;
+            entry.status.last_error = Some(error);
+        }
+    }
+
+    pub fn source_frame_at(&self, id: &str, t: Timestamp) {
+        if let Some(entry) = self.lock().sources.get_mut(id) {
+            entry.status.last_frame_at = Some(t);
+        }
+    }
+
+    pub fn source_audio_at(&self, id: &str, t: Timestamp) {
+        if let Some(entry) = self.lock().sources.get_mut(id) {
+            entry.status.last_audio_at = Some(t);
+        }
+    }
+
+    pub fn sources(&self) -> BTreeMap<String, SourceSnapshot> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.lock()
+            .sources
+            .iter()
+            .map(|(id, e)| {
+                let c = &e.counters;
+                (
+                    id.clone(),
+                    SourceSnapshot {
+                        status: e.status.clone(),
+                        frames: load(&c.frames),
+                        frames_dropped: load(&c.frames_dropped),
+                        audio_chunks: load(&c.audio_chunks),
+                        audio_samples: load(&c.audio_samples),
+                        audio_chunks_dropped: load(&c.audio_chunks_dropped),
+                        decode_errors: load(&c.decode_errors),
+                        loops: load(&c.loops),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    pub fn set_current(&self, c: Classification) {
+        self.lock().current = Some(c);
+    }
+
+    pub fn current(&self) -> Option<Classification> {
+        self.lock().current.clone()
+    }
+
+    pub fn set_latest_span(&self, f: cav_core::features::SpanFeatures) {
+        self.lock().latest_span = Some(f);
+    }
+
+    pub fn latest_span(&self) -> Option<cav_core::features::SpanFeatures> {
+        self.lock().latest_span.clone()
+    }
+}

@@ -1,0 +1,18 @@
+//! The classify-audio-video pipeline: typed messages and one actix actor per file, plus the
+//! adapters the actors drive (media decoding, the sled store, HTTP delivery) and the offline
+//! analyser.
+//!
+//! Only [`actor`], [`pipeline`], [`messages`] and [`supervise`] know about actix. [`media`],
+//! [`store`], [`delivery`], [`queue`], [`health`] and [`offline`] are plain blocking Rust, and the
+//! computing lives in `cav-core`.
+
+pub mod actor;
+pub mod delivery;
+pub mod health;
+pub mod media;
+pub mod messages;
+pub mod offline;
+pub mod pipeline;
+pub mod queue;
+pub mod store;
+pub mod supervise;

@@ -1,0 +1,102 @@
+//! JSON shapes of the HTTP API. They are separate from the pipeline's internal types so that
+//! the API only changes on purpose.
+
+use std::collections::BTreeMap;
+
+use cav_actors::delivery::iso8601;
+use cav_actors::health::{ActorStatus, SourceSnapshot};
+use cav_actors::messages::Classification;
+use cav_core::classify::Driver;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDto {
+    pub error: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HealthDto {
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+/// `GET /api/current-activity`. Before the first window closes, `activity` is null and
+/// `next_window_end` says when the first result is due.
+#[derive(Debug, Serialize)]
+pub struct CurrentActivityDto {
+    pub activity: Option<String>,
+    pub confidence: Option<f32>,
+    pub scores: Option<BTreeMap<String, f32>>,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    pub window_start_ms: Option<i64>,
+    pub window_end_ms: Option<i64>,
+    pub drivers: Vec<Driver>,
+    pub classifier: Option<String>,
+    pub source: Option<String>,
+}
+
+impl CurrentActivityDto {
+    pub fn from_classification(c: Option<&Classification>) -> Self {
+        match c {
+            None => Self {
+                activity: None,
+                confidence: None,
+                scores: None,
+                window_start: None,
+                window_end: None,
+                window_start_ms: None,
+                window_end_ms: None,
+                drivers: Vec::new(),
+                classifier: None,
+                source: None,
+            },
+            Some(c) => Self {
+                activity: Some(c.decision.activity.to_string()),
+                confidence: Some(c.decision.confidence),
+                scores: Some(
+                    c.decision
+                        .scores
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                ),
+                window_start: Some(iso8601(c.start().millis())),
+                window_end: Some(iso8601(c.end().millis())),
+                window_start_ms: Some(c.start().millis()),
+                window_end_ms: Some(c.end().millis()),
+                drivers: c.decision.drivers.clone(),
+                classifier: Some(c.classifier.clone()),
+                source: Some(c.source.clone()),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PipelineCountersDto {
+    pub spans: u64,
+    pub spans_dropped: u64,
+    pub windows: u64,
+    pub stored: u64,
+    pub store_errors: u64,
+    pub delivered: u64,
+    pub delivery_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusDto {
+    pub version: &'static str,
+    pub started_at: String,
+    pub uptime_s: f64,
+    pub window_s: f64,
+    pub actors: BTreeMap<String, ActorStatus>,
+    pub sources: BTreeMap<String, SourceSnapshot>,
+    pub pipeline: PipelineCountersDto,
+    pub stored_classifications: usize,
+    pub last_classification: Option<CurrentActivityDto>,
+    /// Features of the most recent span (about the last second): what the daemon sees and hears
+    /// right now.
+    pub latest_span: Option<cav_core::features::SpanFeatures>,
+}

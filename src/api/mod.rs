@@ -1,0 +1,133 @@
+//! The HTTP API (warp): `/api/health`, `/api/status`, `/api/current-activity`.
+//!
+//! Every response is JSON, errors included (`{"error": .., "status": ..}` with a 4xx/5xx
+//! code). Handlers only read the status board and the store; they never block on an actor.
+
+pub mod dto;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use cav_actors::delivery::iso8601;
+use cav_actors::health::StatusBoard;
+use cav_actors::store::Store;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use dto::{CurrentActivityDto, ErrorDto, HealthDto, PipelineCountersDto, StatusDto};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the handlers can see.
+#[derive(Clone)]
+pub struct ApiState {
+    pub board: StatusBoard,
+    pub store: Store,
+    pub started: Instant,
+    pub started_at_ms: i64,
+    pub window_s: f64,
+}
+
+fn json_error(status: StatusCode, error: impl Into<String>) -> warp::reply::Response {
+    warp::reply::with_status(
+        warp::reply::json(&ErrorDto {
+            error: error.into(),
+            status: status.as_u16(),
+        }),
+        status,
+    )
+    .into_response()
+}
+
+pub fn routes(
+    state: ApiState,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+
+    let health = warp::path!("api" / "health").and(warp::get()).map(|| {
+        warp::reply::json(&HealthDto {
+            status: "ok",
+            version: VERSION,
+        })
+    });
+
+    let current = warp::path!("api" / "current-activity")
+        .and(warp::get())
+        .and(with_state.clone())
+        .map(|s: ApiState| {
+            warp::reply::json(&CurrentActivityDto::from_classification(
+                s.board.current().as_ref(),
+            ))
+        });
+
+    let status = warp::path!("api" / "status")
+        .and(warp::get())
+        .and(with_state)
+        .map(|s: ApiState| warp::reply::json(&status_dto(&s)));
+
+    health
+        .or(current)
+        .or(status)
+        .recover(handle_rejection)
+        .with(warp::log::custom(|info| {
+            tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
+        }))
+}
+
+fn status_dto(s: &ApiState) -> StatusDto {
+    let c = s.board.counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    StatusDto {
+        version: VERSION,
+        started_at: iso8601(s.started_at_ms),
+        uptime_s: s.started.elapsed().as_secs_f64(),
+        window_s: s.window_s,
+        actors: s.board.actors(),
+        sources: s.board.sources(),
+        pipeline: PipelineCountersDto {
+            spans: load(&c.spans),
+            spans_dropped: load(&c.spans_dropped),
+            windows: load(&c.windows),
+            stored: load(&c.stored),
+            store_errors: load(&c.store_errors),
+            delivered: load(&c.delivered),
+            delivery_errors: load(&c.delivery_errors),
+        },
+        stored_classifications: s.store.classification_count(),
+        last_classification: s
+            .board
+            .current()
+            .as_ref()
+            .map(|c| CurrentActivityDto::from_classification(Some(c))),
+        latest_span: s.board.latest_span(),
+    }
+}
+
+async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let reply = if err.is_not_found() {
+        json_error(StatusCode::NOT_FOUND, "no such endpoint")
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed for this endpoint")
+    } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
+        json_error(StatusCode::BAD_REQUEST, format!("invalid query: {e}"))
+    } else if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {
+        json_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}"))
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+    } else {
+        tracing::warn!(rejection = ?err, "unhandled rejection");
+        json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    };
+    Ok(reply)
+}
+
+/// Binds the API; errors (address in use, permission) are returned, not panicked on.
+pub fn bind(
+    addr: SocketAddr,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+    warp::serve(routes(state)).try_bind_with_graceful_shutdown(addr, shutdown)
+}

@@ -1,0 +1,464 @@
+//! The daemon's configuration: the embedded `config/default.toml`, overlaid by an optional file,
+//! overlaid by `CAV_<SECTION>__<KEY>` environment variables, then validated.
+//!
+//! Invariant: a [`Config`] that exists has passed [`Config::validate`]; every error names the
+//! key (`section.key`) and, for environment overrides, the variable that set it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+/// The built-in configuration, also the documentation of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "CAV_";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    /// A key is unknown, of the wrong type, or out of range.
+    #[error("{key}: {reason}{}", origin.as_ref().map(|o| format!(" (set by {o})")).unwrap_or_default())]
+    Invalid {
+        key: String,
+        reason: String,
+        origin: Option<String>,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.to_string(),
+            reason: reason.into(),
+            origin: None,
+        }
+    }
+
+    /// The `section.key` the error is about, if it is about one.
+    #[cfg(test)]
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub file: FileSourceConfig,
+    pub video: VideoConfig,
+    pub audio: AudioConfig,
+    pub sync: SyncConfig,
+    pub classifier: ClassifierConfig,
+    pub external_service: ExternalServiceConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub bind: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    pub enabled: bool,
+    /// Empty: the embedded demo clip.
+    pub path: String,
+    #[serde(rename = "loop")]
+    pub looping: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    pub analysis_fps: f64,
+    pub analysis_width: u32,
+    pub motion_threshold: u8,
+    pub queue_frames: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    pub queue_chunks: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    pub span_ms: u64,
+    pub max_wait_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierConfig {
+    pub window_s: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalServiceConfig {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    pub timeout_s: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// The embedded defaults, overlaid by `file` (if any) and by the given environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut merged: Value = toml::from_str(DEFAULT_TOML).map_err(|e| ConfigError::Syntax {
+            path: "config/default.toml (embedded)".into(),
+            reason: e.to_string(),
+        })?;
+        let defaults = merged.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            let overlay: Value = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            merge(&mut merged, overlay);
+        }
+        let origins = apply_env(&mut merged, &defaults, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(merged).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+                let key = e.path().to_string();
+                let reason = e.inner().message().to_string();
+                let origin = origins.get(&key).cloned();
+                // deny_unknown_fields reports the parent's path; name the unknown key itself.
+                let key = match unknown_field(&reason) {
+                    Some(field) if key == "." => field,
+                    Some(field) => format!("{key}.{field}"),
+                    None => key,
+                };
+                let origin = origin.or_else(|| origins.get(&key).cloned());
+                ConfigError::Invalid { key, reason, origin }
+            })?;
+        let config = config.normalized();
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, reason, .. } => {
+                let origin = origins.get(&key).cloned();
+                ConfigError::Invalid { key, reason, origin }
+            }
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Empty optional strings mean "not set" (TOML has no null, and an env var can only be
+    /// emptied, not removed, in many service managers).
+    fn normalized(mut self) -> Self {
+        let blank = |o: &mut Option<String>| {
+            if o.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                *o = None;
+            }
+        };
+        blank(&mut self.external_service.url);
+        blank(&mut self.external_service.token);
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::invalid("http.bind", format!("{:?} is not an address like 127.0.0.1:5000", self.http.bind)))?;
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("storage.data_dir", "must not be empty"));
+        }
+        if self.file.enabled && !self.file.path.is_empty() && !Path::new(&self.file.path).is_file() {
+            return Err(ConfigError::invalid(
+                "file.path",
+                format!("no such file: {}", self.file.path),
+            ));
+        }
+        range("video.analysis_fps", self.video.analysis_fps, 0.1, 60.0)?;
+        range("video.analysis_width", self.video.analysis_width as f64, 32.0, 3840.0)?;
+        range("video.motion_threshold", self.video.motion_threshold as f64, 1.0, 254.0)?;
+        range("video.queue_frames", self.video.queue_frames as f64, 1.0, 1000.0)?;
+        range("audio.queue_chunks", self.audio.queue_chunks as f64, 1.0, 100_000.0)?;
+        range("sync.span_ms", self.sync.span_ms as f64, 100.0, 10_000.0)?;
+        range("sync.max_wait_ms", self.sync.max_wait_ms as f64, 0.0, 60_000.0)?;
+        range("classifier.window_s", self.classifier.window_s, 1.0, 86_400.0)?;
+        if self.classifier.window_s * 1000.0 < self.sync.span_ms as f64 {
+            return Err(ConfigError::invalid(
+                "classifier.window_s",
+                format!(
+                    "{} s is shorter than one span (sync.span_ms = {})",
+                    self.classifier.window_s, self.sync.span_ms
+                ),
+            ));
+        }
+        if let Some(url) = &self.external_service.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                return Err(ConfigError::invalid(
+                    "external_service.url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        range("external_service.timeout_s", self.external_service.timeout_s, 0.1, 300.0)?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::invalid("log.level", format!("{:?}: {e}", self.log.level)))?;
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> SocketAddr {
+        // Validated in `validate`.
+        self.http.bind.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5000)))
+    }
+
+    pub fn window(&self) -> Duration {
+        Duration::from_secs_f64(self.classifier.window_s)
+    }
+}
+
+fn range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(key, format!("{v} is out of range {lo}..={hi}")))
+    }
+}
+
+/// Extracts `x` from serde's "unknown field `x`, expected ...".
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Lays `overlay` over `base`, table by table.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Table(b), Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Applies `CAV_SECTION__KEY=value` overrides. Returns which variable set which key.
+///
+/// The value is read with the type of the default it replaces (so `CAV_FILE__PATH=2024` stays a
+/// string); keys with no default (optional strings) are taken as strings.
+fn apply_env(
+    merged: &mut Value,
+    defaults: &Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut origins = BTreeMap::new();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let path = format!("{section}.{key}");
+        let Some(Value::Table(default_section)) = defaults.get(&section) else {
+            return Err(ConfigError::Invalid {
+                key: path,
+                reason: "unknown section".into(),
+                origin: Some(name),
+            });
+        };
+        let value = match default_section.get(&key) {
+            Some(Value::String(_)) | None => Value::String(raw.clone()),
+            Some(Value::Integer(_)) => raw.trim().parse::<i64>().map(Value::Integer).map_err(|_| {
+                ConfigError::Invalid {
+                    key: path.clone(),
+                    reason: format!("{raw:?} is not an integer"),
+                    origin: Some(name.clone()),
+                }
+            })?,
+            Some(Value::Float(_)) => raw.trim().parse::<f64>().map(Value::Float).map_err(|_| {
+                ConfigError::Invalid {
+                    key: path.clone(),
+                    reason: format!("{raw:?} is not a number"),
+                    origin: Some(name.clone()),
+                }
+            })?,
+            Some(Value::Boolean(_)) => raw.trim().parse::<bool>().map(Value::Boolean).map_err(|_| {
+                ConfigError::Invalid {
+                    key: path.clone(),
+                    reason: format!("{raw:?} is not true or false"),
+                    origin: Some(name.clone()),
+                }
+            })?,
+            Some(_) => toml::from_str::<BTreeMap<String, Value>>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut m| m.remove("v"))
+                .unwrap_or(Value::String(raw.clone())),
+        };
+        if let Some(Value::Table(t)) = merged.get_mut(&section) {
+            t.insert(key, value);
+        }
+        origins.insert(path, name);
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load_str(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), env(vars))
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid_and_safe() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.http.bind, "127.0.0.1:5000");
+        assert_eq!(c.classifier.window_s, 300.0);
+        assert!(c.file.enabled && c.file.path.is_empty());
+        assert_eq!(c.external_service.url, None);
+    }
+
+    #[test]
+    fn every_example_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            // Examples use paths relative to the repository root.
+            let cwd = std::env::current_dir().unwrap();
+            assert_eq!(cwd, Path::new(env!("CARGO_MANIFEST_DIR")));
+            Config::load(Some(&path), env(&[]))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+        assert!(n >= 1);
+    }
+
+    #[test]
+    fn environment_overrides_use_the_documented_names() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("CAV_HTTP__BIND", "127.0.0.1:5711"),
+                ("CAV_STORAGE__DATA_DIR", "/tmp/x"),
+                ("CAV_CLASSIFIER__WINDOW_S", "10"),
+                ("CAV_EXTERNAL_SERVICE__URL", "http://127.0.0.1:9/hook"),
+                ("CAV_EXTERNAL_SERVICE__TOKEN", "12345"),
+                ("PATH", "/usr/bin"),
+                ("CAV_CONFIG", "ignored: not a section__key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.bind, "127.0.0.1:5711");
+        assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.classifier.window_s, 10.0);
+        assert_eq!(c.external_service.url.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert_eq!(c.external_service.token.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_sets() {
+        let c = load_str("[classifier]\nwindow_s = 42\n", &[]).unwrap();
+        assert_eq!(c.classifier.window_s, 42.0);
+        assert_eq!(c.video.analysis_fps, 5.0);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = load_str("[classifier]\nwindow_seconds = 42\n", &[]).unwrap_err();
+        assert_eq!(e.key(), Some("classifier.window_seconds"), "{e}");
+        let e = load_str("[clasifier]\nwindow_s = 42\n", &[]).unwrap_err();
+        assert_eq!(e.key(), Some("clasifier"), "{e}");
+        let e = Config::load(None, env(&[("CAV_CLASSIFIER__WINDOWS", "3")])).unwrap_err();
+        assert_eq!(e.key(), Some("classifier.windows"), "{e}");
+        assert!(e.to_string().contains("CAV_CLASSIFIER__WINDOWS"), "{e}");
+        let e = Config::load(None, env(&[("CAV_NOPE__X", "3")])).unwrap_err();
+        assert!(e.to_string().contains("CAV_NOPE__X"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_and_ill_typed_values_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("[classifier]\nwindow_s = 0\n", "classifier.window_s"),
+            ("[classifier]\nwindow_s = \"long\"\n", "classifier.window_s"),
+            ("[video]\nanalysis_fps = 500.0\n", "video.analysis_fps"),
+            ("[video]\nmotion_threshold = 300\n", "video.motion_threshold"),
+            ("[http]\nbind = \"localhost\"\n", "http.bind"),
+            ("[external_service]\nurl = \"ftp://x\"\n", "external_service.url"),
+            ("[file]\npath = \"/no/such/file.mp4\"\n", "file.path"),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n", "classifier.window_s"),
+        ];
+        for (toml, key) in cases {
+            let e = load_str(toml, &[]).unwrap_err();
+            assert_eq!(e.key(), Some(*key), "{toml:?} gave {e}");
+        }
+        let e = Config::load(None, env(&[("CAV_CLASSIFIER__WINDOW_S", "soon")])).unwrap_err();
+        assert_eq!(e.key(), Some("classifier.window_s"));
+        let e = Config::load(None, env(&[("CAV_CLASSIFIER__WINDOW_S", "-4")])).unwrap_err();
+        assert!(e.to_string().contains("(set by CAV_CLASSIFIER__WINDOW_S)"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_files_are_reported() {
+        let e = load_str("[classifier\n", &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { .. }), "{e}");
+        let e = Config::load(Some(Path::new("/no/such.toml")), env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+    }
+}

@@ -1,0 +1,137 @@
+//! `cav run`: loads the configuration, starts the pipeline and the HTTP API, and waits for
+//! SIGINT or SIGTERM to shut down in order (sources, then store, then HTTP).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cav_actors::actor::file_source::FileSourceSettings;
+use cav_actors::actor::sync::SyncSettings;
+use cav_actors::delivery::ExternalService;
+use cav_actors::health::StatusBoard;
+use cav_actors::pipeline::{Pipeline, PipelineSettings};
+use cav_core::{Clock, MonotonicClock, RuleClassifier};
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, LogFormat};
+use crate::logging;
+
+/// The demo clip, shipped inside the binary so that `cav run` works anywhere.
+const DEMO_CLIP: &[u8] = include_bytes!("../data/demo/demo.mp4");
+
+pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow::Result<()> {
+    let config = Config::load(config_path, std::env::vars())?;
+    logging::init(&config.log.level, log_format.unwrap_or(config.log.format));
+    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+        format!(
+            "cannot create storage.data_dir {}",
+            config.storage.data_dir.display()
+        )
+    })?;
+    let settings = pipeline_settings(&config)?;
+    let bind = config.bind_addr();
+    let window_s = config.classifier.window_s;
+
+    let system = actix::System::new();
+    system.block_on(async move {
+        let clock = Arc::new(MonotonicClock::new());
+        let board = StatusBoard::new();
+        let pipeline = Pipeline::start(settings, board.clone(), clock.clone(), Arc::new(RuleClassifier))
+            .context("cannot start the pipeline")?;
+        let state = ApiState {
+            board,
+            store: pipeline.store.clone(),
+            started: Instant::now(),
+            started_at_ms: clock.now().millis(),
+            window_s,
+        };
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, server) = match api::bind(bind, state, async {
+            let _ = http_stopped.await;
+        }) {
+            Ok(bound) => bound,
+            Err(e) => {
+                pipeline.shutdown().await;
+                return Err(anyhow::anyhow!("cannot listen on http.bind = {bind}: {e}"));
+            }
+        };
+        let server = actix_rt::spawn(server);
+        tracing::info!(%addr, window_s, "classify-audio-video is running");
+
+        let signal = wait_for_signal().await?;
+        tracing::info!(signal, "shutting down");
+        pipeline.shutdown().await;
+        let _ = stop_http.send(());
+        let _ = actix_rt::time::timeout(Duration::from_secs(2), server).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Writes the embedded demo clip into the data folder (once) and returns its path.
+fn materialize_demo(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("demo");
+    let path = dir.join("demo.mp4");
+    let up_to_date = std::fs::metadata(&path).is_ok_and(|m| m.len() == DEMO_CLIP.len() as u64);
+    if !up_to_date {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        // Write then rename, so a crash never leaves a truncated clip that looks current.
+        let tmp = dir.join("demo.mp4.tmp");
+        std::fs::write(&tmp, DEMO_CLIP)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
+    let file_source = if config.file.enabled {
+        let path = if config.file.path.is_empty() {
+            materialize_demo(&config.storage.data_dir)?
+        } else {
+            PathBuf::from(&config.file.path)
+        };
+        Some(FileSourceSettings {
+            id: "file".into(),
+            path,
+            looping: config.file.looping,
+            analysis_fps: config.video.analysis_fps,
+            analysis_width: config.video.analysis_width,
+        })
+    } else {
+        None
+    };
+    let external = config.external_service.url.clone().map(|url| {
+        ExternalService::new(
+            url,
+            config.external_service.token.clone(),
+            Duration::from_secs_f64(config.external_service.timeout_s),
+        )
+    });
+    Ok(PipelineSettings {
+        file_source,
+        sync: SyncSettings {
+            span: Duration::from_millis(config.sync.span_ms),
+            max_wait: Duration::from_millis(config.sync.max_wait_ms),
+        },
+        window: config.window(),
+        motion_threshold: config.video.motion_threshold,
+        queue_frames: config.video.queue_frames,
+        queue_chunks: config.audio.queue_chunks,
+        store_dir: config.storage.data_dir.join("store"),
+        external,
+    })
+}

@@ -1,0 +1,30 @@
+//! `cav`: the classify-audio-video daemon and its command-line tools.
+
+mod api;
+mod cli;
+mod config;
+mod daemon;
+mod logging;
+mod offline;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => daemon::run(cli.config.as_deref(), cli.log_format),
+        Command::CheckConfig { path } => cli::check_config(path.as_deref().or(cli.config.as_deref())),
+        Command::Analyze(args) => offline::analyze(&args, cli.config.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

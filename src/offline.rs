@@ -1,0 +1,106 @@
+//! `cav analyze FILE`: the offline analyser's command-line face.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cav_actors::offline::{analyze_file, OfflineSettings, OfflineWindow};
+use cav_core::{ActivityClass, Classifier, RuleClassifier};
+use serde::Serialize;
+
+use crate::cli::{AnalyzeArgs, OutputFormat};
+use crate::config::Config;
+
+/// One output line per window (`--format json`).
+#[derive(Debug, Serialize)]
+struct ActivityLine<'a> {
+    kind: &'static str,
+    t_start: f64,
+    t_end: f64,
+    class: &'a str,
+    confidence: f32,
+    scores: BTreeMap<&'static str, f32>,
+    drivers: &'a [cav_core::classify::Driver],
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_path, std::env::vars())?;
+    let window_s = args.window.unwrap_or(config.classifier.window_s);
+    if !(window_s.is_finite() && window_s > 0.0 && window_s <= 86_400.0) {
+        anyhow::bail!("--window must be a number of seconds between 0 and 86400, got {window_s}");
+    }
+    let settings = OfflineSettings {
+        window: Duration::from_secs_f64(window_s),
+        span: Duration::from_millis(config.sync.span_ms),
+        analysis_fps: config.video.analysis_fps,
+        analysis_width: config.video.analysis_width,
+        motion_threshold: config.video.motion_threshold,
+    };
+    let classifier = RuleClassifier;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write_error = None;
+    if args.format == OutputFormat::Csv {
+        let header: Vec<String> = ["t_start", "t_end", "class", "confidence"]
+            .into_iter()
+            .map(String::from)
+            .chain(ActivityClass::ALL.iter().map(|c| format!("score_{c}")))
+            .collect();
+        writeln!(out, "{}", header.join(","))?;
+    }
+    let report = analyze_file(&args.file, &settings, &classifier as &dyn Classifier, |w| {
+        if write_error.is_none() {
+            if let Err(e) = write_window(&mut out, &w, args.format) {
+                write_error = Some(e);
+            }
+        }
+    })
+    .with_context(|| format!("cannot analyse {}", args.file.display()))?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    out.flush()?;
+    if report.windows == 0 {
+        anyhow::bail!(
+            "{} has no frames or audio to analyse",
+            args.file.display()
+        );
+    }
+    tracing::debug!(?report, "analysis finished");
+    Ok(())
+}
+
+fn write_window(out: &mut impl Write, w: &OfflineWindow, format: OutputFormat) -> std::io::Result<()> {
+    let d = &w.decision;
+    match format {
+        OutputFormat::Json => {
+            let line = ActivityLine {
+                kind: "activity",
+                t_start: round3(w.t_start),
+                t_end: round3(w.t_end),
+                class: d.activity.as_str(),
+                confidence: d.confidence,
+                scores: d.scores.iter().map(|(c, s)| (c.as_str(), s)).collect(),
+                drivers: &d.drivers,
+            };
+            let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+            writeln!(out, "{json}")
+        }
+        OutputFormat::Csv => {
+            let mut row = vec![
+                format!("{:.3}", w.t_start),
+                format!("{:.3}", w.t_end),
+                d.activity.to_string(),
+                format!("{:.4}", d.confidence),
+            ];
+            row.extend(d.scores.iter().map(|(_, s)| format!("{s:.4}")));
+            writeln!(out, "{}", row.join(","))
+        }
+    }
+}
