@@ -168,11 +168,13 @@ impl Config {
                 let key = e.path().to_string();
                 let reason = e.inner().message().to_string();
                 let origin = origins.get(&key).cloned();
-                // deny_unknown_fields reports the parent's path; name the unknown key itself.
+                // Name the unknown key itself, whether or not the path already ends with it.
                 let key = match unknown_field(&reason) {
                     Some(field) if key == "." => field,
-                    Some(field) => format!("{key}.{field}"),
-                    None => key,
+                    Some(field) if key != field && !key.ends_with(&format!(".{field}")) => {
+                        format!("{key}.{field}")
+                    }
+                    _ => key,
                 };
                 let origin = origin.or_else(|| origins.get(&key).cloned());
                 ConfigError::Invalid { key, reason, origin }

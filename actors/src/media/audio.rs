@@ -33,6 +33,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, Track};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
+use symphonia::core::units::TimeBase;
 
 use super::MediaError;
 
@@ -75,6 +76,10 @@ pub struct AudioDecoder {
     position: u64,
     skipped_packets: u64,
     decoded_packets: u64,
+    /// The track's time base, to know how long a lost packet was.
+    time_base: Option<TimeBase>,
+    /// Seconds of lost packets not yet replaced by silence.
+    gap_s: f64,
     source_ended: bool,
     flushed: bool,
 }
@@ -153,6 +158,7 @@ impl AudioDecoder {
         };
         let track_id = track.id;
         let params = &track.codec_params;
+        let time_base = params.time_base;
         let codec = symphonia::default::get_codecs()
             .get_codec(params.codec)
             .map(|d| d.short_name.to_owned())
@@ -200,6 +206,8 @@ impl AudioDecoder {
             position: 0,
             skipped_packets: 0,
             decoded_packets: 0,
+            time_base,
+            gap_s: 0.0,
             source_ended: false,
             flushed: false,
         };
@@ -222,7 +230,7 @@ impl AudioDecoder {
                 Ok(Pumped::End) => {
                     return Err(MediaError::open(path, "no audio packet decodes"));
                 }
-                Err(e) => return Err(MediaError::open(path, reason_text(&e))),
+                Err(e) => return Err(MediaError::open(path, e.reason())),
             }
         }
         Ok(Some(this))
@@ -237,7 +245,8 @@ impl AudioDecoder {
     /// may come back), or `Ok(None)` at the end of the stream.
     ///
     /// Packets that fail to decode are counted in [`skipped_packets`](Self::skipped_packets) and
-    /// passed over (their time is lost, not filled with silence).
+    /// replaced by silence as long as the container says they were, so that the samples after
+    /// them keep their media time.
     pub fn next_chunk(&mut self, max_samples: usize) -> Result<Option<Vec<f32>>, MediaError> {
         let max_samples = max_samples.max(1);
         while self.out.len() < max_samples && !self.flushed {
@@ -325,6 +334,7 @@ impl AudioDecoder {
                 }
             }
         };
+        let packet_dur = packet.dur();
         let decoder = &mut self.decoder;
         let decoded = match guarded(move || decoder.decode(&packet)) {
             Ok(result) => result,
@@ -334,27 +344,23 @@ impl AudioDecoder {
                 if guarded(move || decoder.reset()).is_err() {
                     self.source_ended = true;
                 }
-                self.count_skip(&format!("the decoder failed: {panic}"));
-                return Ok(Pumped::Skipped);
+                return self.lose_packet(&format!("the decoder failed: {panic}"), packet_dur);
             }
         };
         let decoded = match decoded {
             Ok(decoded) => decoded,
-            Err(SymphoniaError::DecodeError(what)) => {
-                self.count_skip(what);
-                return Ok(Pumped::Skipped);
-            }
+            Err(SymphoniaError::DecodeError(what)) => return self.lose_packet(what, packet_dur),
             Err(SymphoniaError::IoError(e)) => {
                 // A packet shorter than its header says.
-                self.count_skip(&e.to_string());
-                return Ok(Pumped::Skipped);
+                return self.lose_packet(&e.to_string(), packet_dur);
             }
             Err(SymphoniaError::ResetRequired) => {
                 self.decoder.reset();
-                self.count_skip("decoder reset");
-                return Ok(Pumped::Skipped);
+                return self.lose_packet("decoder reset", packet_dur);
             }
-            Err(e) => return Err(MediaError::decode(&self.path, e.to_string())),
+            // Garbage in a packet can also look like an unsupported feature (e.g. AAC "program
+            // config") or hit a limit: still one bad packet.
+            Err(e) => return self.lose_packet(&e.to_string(), packet_dur),
         };
         self.decoded_packets += 1;
         let spec = *decoded.spec();
@@ -401,6 +407,7 @@ impl AudioDecoder {
         } else if self.info.sample_rate != spec.rate {
             tracing::warn!(path = %self.path.display(), from = self.info.sample_rate, to = spec.rate, "sample rate changed mid-stream; ignored");
         }
+        self.fill_gap()?;
         let rate = self.info.sample_rate;
         let mono = std::mem::take(&mut self.mono);
         let kept = self.edits.apply(&mono, rate);
@@ -418,6 +425,7 @@ impl AudioDecoder {
     }
 
     fn flush(&mut self) -> Result<(), MediaError> {
+        self.fill_gap()?;
         if let Some(stage) = self.stage.as_mut() {
             stage.flush(&self.path, &mut self.out)?;
         }
@@ -427,7 +435,39 @@ impl AudioDecoder {
 
     fn count_skip(&mut self, what: &str) {
         self.skipped_packets += 1;
-        tracing::debug!(path = %self.path.display(), what, "audio packet skipped");
+        if self.decoded_packets > 0 && self.skipped_packets.is_power_of_two() {
+            tracing::warn!(path = %self.path.display(), what, skipped = self.skipped_packets, "audio packets do not decode; skipping them");
+        } else {
+            tracing::debug!(path = %self.path.display(), what, "audio packet skipped");
+        }
+    }
+
+    /// A packet that does not decode: counted, and its duration (from the container) noted so
+    /// that silence takes its place and the samples after it keep their time.
+    fn lose_packet(&mut self, what: &str, dur: u64) -> Result<Pumped, MediaError> {
+        self.count_skip(what);
+        if let Some(tb) = self.time_base {
+            let t = tb.calc_time(dur);
+            // A damaged container may claim anything; one packet is never more than a second.
+            self.gap_s += (t.seconds as f64 + t.frac).min(1.0);
+        }
+        if self.stage.is_some() {
+            self.fill_gap()?;
+        }
+        Ok(Pumped::Skipped)
+    }
+
+    /// Feeds silence for the packets lost since the last call (once the sample rate is known).
+    fn fill_gap(&mut self) -> Result<(), MediaError> {
+        if self.gap_s <= 0.0 || self.stage.is_none() {
+            return Ok(());
+        }
+        let rate = self.info.sample_rate;
+        let frames = (self.gap_s * f64::from(rate)).round() as usize;
+        self.gap_s = 0.0;
+        let zeros = vec![0.0; frames];
+        let kept = self.edits.apply(&zeros, rate);
+        self.feed_stage(kept)
     }
 }
 
@@ -485,13 +525,6 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".to_owned())
     })
-}
-
-fn reason_text(e: &MediaError) -> String {
-    match e {
-        MediaError::NotFound { .. } => "not found".to_owned(),
-        MediaError::Open { reason, .. } | MediaError::Decode { reason, .. } => reason.clone(),
-    }
 }
 
 /// Applies an MP4 edit list to the decoded source samples.

@@ -54,6 +54,14 @@ impl MediaError {
         }
     }
 
+    /// The reason alone, without the path.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            MediaError::NotFound { .. } => "not found".to_owned(),
+            MediaError::Open { reason, .. } | MediaError::Decode { reason, .. } => reason.clone(),
+        }
+    }
+
     /// `NotFound` when the path does not name an existing file.
     pub(crate) fn check_exists(path: &Path) -> Result<(), Self> {
         match std::fs::metadata(path) {
@@ -103,10 +111,10 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     if video.is_none() && audio.is_none() {
         let mut reasons = Vec::new();
         if let Some(e) = video_err {
-            reasons.push(format!("video: {}", reason_of(&e)));
+            reasons.push(format!("video: {}", e.reason()));
         }
         if let Some(e) = audio_err {
-            reasons.push(format!("audio: {}", reason_of(&e)));
+            reasons.push(format!("audio: {}", e.reason()));
         }
         if reasons.is_empty() {
             reasons.push("no video or audio stream".to_owned());
@@ -131,13 +139,6 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         audio,
         duration_s,
     })
-}
-
-fn reason_of(e: &MediaError) -> String {
-    match e {
-        MediaError::NotFound { .. } => "not found".to_owned(),
-        MediaError::Open { reason, .. } | MediaError::Decode { reason, .. } => reason.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -207,6 +208,15 @@ mod tests {
     }
 
     #[test]
+    fn decoders_can_move_to_another_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<VideoDecoder>();
+        is_send::<AudioDecoder>();
+        is_send::<MediaError>();
+        is_send::<MediaInfo>();
+    }
+
+    #[test]
     fn a_missing_file_is_not_found() {
         let missing = test_video("no_such_file.mp4");
         assert!(matches!(probe(&missing), Err(MediaError::NotFound { .. })));
@@ -270,6 +280,60 @@ mod tests {
         let real = std::fs::read(demo_clip()).unwrap();
         let file = temp_file_with(&real[..2048], ".mp4");
         assert_corrupt(file.path());
+    }
+
+    #[test]
+    fn damage_inside_a_file_is_skipped_and_timing_kept() {
+        // 3000 bytes of noise at two places of the interleaved audio/video data.
+        let mut bytes = std::fs::read(test_video("av_sync_flash_beep.mp4")).unwrap();
+        for (seed, at) in [(99u64, 60_000usize), (103, 250_000)] {
+            bytes[at..at + 3000].copy_from_slice(&noise_bytes(3000, seed));
+        }
+        let file = temp_file_with(&bytes, ".mp4");
+
+        let mut video = VideoDecoder::open(file.path(), None).unwrap();
+        let (mut frames, mut last_pts) = (0, 0.0);
+        while let Some(f) = video.next_frame().unwrap() {
+            let i = (f.pts_s * 25.0).round() as u64;
+            let phase = i % 25;
+            let mean = f.frame.bgr().iter().map(|&v| u64::from(v)).sum::<u64>()
+                / f.frame.bgr().len() as u64;
+            if i >= 75 && (phase == 0 || phase == 2) {
+                // Flash frames 25k (and frames 25k+2, not flashing) after the first damage are
+                // where they belong in time.
+                assert_eq!(
+                    mean > 240,
+                    phase == 0,
+                    "frame at {} s: mean {mean}",
+                    f.pts_s
+                );
+            }
+            frames += 1;
+            last_pts = f.pts_s;
+        }
+        eprintln!(
+            "damaged video: {frames} frames, {} skipped",
+            video.skipped()
+        );
+        assert!(video.skipped() > 0);
+        assert!(frames + video.skipped() >= 365, "{frames} frames");
+        assert!((last_pts - 14.96).abs() < 1e-3, "last pts {last_pts}");
+
+        let mut audio = AudioDecoder::open(file.path()).unwrap().unwrap();
+        let mut samples = Vec::new();
+        while let Some(chunk) = audio.next_chunk(4096).unwrap() {
+            samples.extend_from_slice(&chunk);
+        }
+        eprintln!("damaged audio: {} packets skipped", audio.skipped_packets());
+        assert!(audio.skipped_packets() > 0);
+        // Lost packets became silence: the length and the later beeps keep their time.
+        assert_eq!(samples.len(), 15 * 16_000);
+        for k in 3..=14 {
+            let from = k * 16_000 - 800;
+            let onset = from + samples[from..].iter().position(|x| x.abs() > 0.1).unwrap();
+            let off_ms = (onset as f64 / 16_000.0 - k as f64) * 1000.0;
+            assert!(off_ms.abs() < 5.0, "beep {k} off by {off_ms} ms");
+        }
     }
 
     #[test]

@@ -10,7 +10,12 @@ use opencv::{imgproc, videoio};
 use super::MediaError;
 
 /// After this many failed grabs in a row the stream is taken to have ended.
-const MAX_CONSECUTIVE_GRAB_FAILURES: u32 = 3;
+///
+/// OpenCV's FFmpeg backend fails a grab both at the end and for a packet the decoder rejects
+/// (e.g. "Error splitting the input into NAL units"); the next grab then goes on with the next
+/// packet. A damaged stretch of a file can reject many packets in a row, and a grab after the end
+/// costs next to nothing, so this is generous.
+const MAX_CONSECUTIVE_GRAB_FAILURES: u32 = 256;
 
 /// Slack when comparing timestamps in [`VideoDecoder::next_frame_every`], in seconds, so that
 /// frames exactly `min_interval_s` apart are not lost to rounding.
@@ -164,7 +169,7 @@ impl VideoDecoder {
         match decoder.next_frame() {
             Ok(Some(first)) => decoder.pending = Some(first),
             Ok(None) => return Err(MediaError::open(path, "no video frame decodes")),
-            Err(e) => return Err(MediaError::open(path, reason_text(&e))),
+            Err(e) => return Err(MediaError::open(path, e.reason())),
         }
         Ok(decoder)
     }
@@ -269,7 +274,11 @@ impl VideoDecoder {
                 Ok(true) => break,
                 Ok(false) | Err(_) => {
                     failures += 1;
-                    if failures >= MAX_CONSECUTIVE_GRAB_FAILURES {
+                    let past_the_last = self
+                        .info
+                        .frame_count
+                        .is_some_and(|n| self.next_index + u64::from(failures) > n);
+                    if past_the_last || failures >= MAX_CONSECUTIVE_GRAB_FAILURES {
                         self.ended = true;
                         return Ok(None);
                     }
@@ -278,6 +287,7 @@ impl VideoDecoder {
         }
         // Failed grabs followed by a good one were frames that could not be decoded.
         self.skipped += u64::from(failures);
+        self.next_index += u64::from(failures);
         let index = self.next_index;
         self.next_index += 1;
         Ok(Some(self.timestamp(index)))
@@ -369,13 +379,6 @@ impl VideoDecoder {
             Ok(frame) => Ok(Some(frame)),
             Err(e) => Err(MediaError::decode(&self.path, e.to_string())),
         }
-    }
-}
-
-fn reason_text(e: &MediaError) -> String {
-    match e {
-        MediaError::NotFound { .. } => "not found".to_owned(),
-        MediaError::Open { reason, .. } | MediaError::Decode { reason, .. } => reason.clone(),
     }
 }
 

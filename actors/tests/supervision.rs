@@ -1,0 +1,146 @@
+//! A crashed actor is restarted by its supervisor, the restart is counted on the status board,
+//! and the actor keeps handling messages at the same address.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use cav_actors::actor::classifier::ClassifierActor;
+use cav_actors::actor::features::FeatureActor;
+use cav_actors::health::{ActorState, StatusBoard};
+use cav_actors::messages::{Classification, SpanFeaturesMsg, SyncedSpan};
+use cav_actors::supervise::{InjectPanic, Ping};
+use cav_core::align::AlignedSpan;
+use cav_core::{Frame, MonotonicClock, RuleClassifier, Timestamp};
+
+#[derive(Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<SpanFeaturesMsg>>>,
+}
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<SpanFeaturesMsg> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: SpanFeaturesMsg, _: &mut Context<Self>) {
+        self.spans.lock().unwrap().push(msg);
+    }
+}
+
+fn span(second: i64) -> SyncedSpan {
+    let frame = Frame::filled(64, 48, [40, 80, 160]).unwrap();
+    SyncedSpan(AlignedSpan {
+        start: Timestamp(second * 1_000_000),
+        end: Timestamp((second + 1) * 1_000_000),
+        frames: vec![(Timestamp(second * 1_000_000), frame)],
+        audio: Some(vec![0.01; 16_000]),
+        audio_missing_samples: 0,
+    })
+}
+
+async fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[actix_rt::test]
+async fn a_crashed_feature_actor_is_restarted_and_keeps_working() {
+    let board = StatusBoard::new();
+    let clock = Arc::new(MonotonicClock::new());
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let collector = Collector {
+        spans: spans.clone(),
+    }
+    .start();
+    let features = {
+        let (board, clock, next) = (board.clone(), clock.clone(), collector.recipient());
+        Supervisor::start(move |_| FeatureActor::new(board, clock, 25, next))
+    };
+
+    features.send(span(0)).await.unwrap();
+    assert_eq!(features.send(Ping).await.unwrap(), 1);
+    assert!(wait_until(|| spans.lock().unwrap().len() == 1).await);
+
+    // Crash it.
+    features.send(InjectPanic).await.unwrap();
+    assert!(
+        wait_until(|| board.actors()["features"].restarts == 1).await,
+        "{:?}",
+        board.actors()
+    );
+    let status = &board.actors()["features"];
+    assert!(status
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("panic injected into features"));
+
+    // Same address, fresh state, still working.
+    features.send(span(1)).await.unwrap();
+    assert_eq!(features.send(Ping).await.unwrap(), 1, "state was reset");
+    assert!(wait_until(|| spans.lock().unwrap().len() == 2).await);
+    assert_eq!(board.actors()["features"].state, ActorState::Running);
+
+    // A second crash is counted too.
+    features.send(InjectPanic).await.unwrap();
+    assert!(wait_until(|| board.actors()["features"].restarts == 2).await);
+    features.send(span(2)).await.unwrap();
+    assert!(wait_until(|| spans.lock().unwrap().len() == 3).await);
+}
+
+#[derive(Default)]
+struct Sink(Arc<Mutex<Vec<Classification>>>);
+
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+
+impl Handler<Classification> for Sink {
+    type Result = ();
+    fn handle(&mut self, msg: Classification, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(msg);
+    }
+}
+
+#[actix_rt::test]
+async fn a_restarted_classifier_starts_a_fresh_window() {
+    let board = StatusBoard::new();
+    let clock = Arc::new(MonotonicClock::new());
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(out.clone()).start();
+    let classifier = {
+        let board = board.clone();
+        Supervisor::start(move |_| {
+            ClassifierActor::new(
+                board,
+                clock,
+                Duration::from_secs(2),
+                "test".into(),
+                Arc::new(RuleClassifier),
+                vec![sink.recipient()],
+            )
+        })
+    };
+    let mut extractor = cav_core::features::SpanFeatureExtractor::new(25);
+    let feat = |s: i64, ex: &mut cav_core::features::SpanFeatureExtractor| {
+        SpanFeaturesMsg(ex.extract(&span(s).0))
+    };
+    classifier.send(feat(0, &mut extractor)).await.unwrap();
+    classifier.send(InjectPanic).await.unwrap();
+    assert!(wait_until(|| board.actors()["classifier"].restarts == 1).await);
+    // The half-filled window was dropped with the crash: a full new window is needed.
+    classifier.send(feat(10, &mut extractor)).await.unwrap();
+    assert!(out.lock().unwrap().is_empty());
+    classifier.send(feat(11, &mut extractor)).await.unwrap();
+    assert!(wait_until(|| out.lock().unwrap().len() == 1).await);
+    let c = out.lock().unwrap()[0].clone();
+    assert_eq!((c.start().millis(), c.end().millis()), (10_000, 12_000));
+    assert_eq!(board.current().unwrap().start(), c.start());
+}
