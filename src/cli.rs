@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{Config, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "cav", version, about = "Watches a person through a camera and a microphone and says what they are doing.")]
+#[command(
+    name = "cav",
+    version,
+    about = "Watches a person through a camera and a microphone and says what they are doing."
+)]
 pub struct Cli {
     /// Configuration file laid over the built-in defaults (config/default.toml).
     #[arg(long, short, global = true, value_name = "FILE")]
@@ -55,7 +59,8 @@ pub fn check_config(path: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(path, std::env::vars())?;
     println!(
         "configuration OK{}: http.bind = {}, classifier.window_s = {}, file source {}",
-        path.map(|p| format!(" ({})", p.display())).unwrap_or_default(),
+        path.map(|p| format!(" ({})", p.display()))
+            .unwrap_or_default(),
         config.http.bind,
         config.classifier.window_s,
         if config.file.enabled {

@@ -163,8 +163,8 @@ impl Config {
             merge(&mut merged, overlay);
         }
         let origins = apply_env(&mut merged, &defaults, env)?;
-        let config: Config =
-            serde_path_to_error::deserialize(merged).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+        let config: Config = serde_path_to_error::deserialize(merged).map_err(
+            |e: serde_path_to_error::Error<toml::de::Error>| {
                 let key = e.path().to_string();
                 let reason = e.inner().message().to_string();
                 let origin = origins.get(&key).cloned();
@@ -177,13 +177,22 @@ impl Config {
                     _ => key,
                 };
                 let origin = origin.or_else(|| origins.get(&key).cloned());
-                ConfigError::Invalid { key, reason, origin }
-            })?;
+                ConfigError::Invalid {
+                    key,
+                    reason,
+                    origin,
+                }
+            },
+        )?;
         let config = config.normalized();
         config.validate().map_err(|e| match e {
             ConfigError::Invalid { key, reason, .. } => {
                 let origin = origins.get(&key).cloned();
-                ConfigError::Invalid { key, reason, origin }
+                ConfigError::Invalid {
+                    key,
+                    reason,
+                    origin,
+                }
             }
             other => other,
         })?;
@@ -204,27 +213,63 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.http
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::invalid("http.bind", format!("{:?} is not an address like 127.0.0.1:5000", self.http.bind)))?;
+        self.http.bind.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::invalid(
+                "http.bind",
+                format!("{:?} is not an address like 127.0.0.1:5000", self.http.bind),
+            )
+        })?;
         if self.storage.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("storage.data_dir", "must not be empty"));
+            return Err(ConfigError::invalid(
+                "storage.data_dir",
+                "must not be empty",
+            ));
         }
-        if self.file.enabled && !self.file.path.is_empty() && !Path::new(&self.file.path).is_file() {
+        if self.file.enabled && !self.file.path.is_empty() && !Path::new(&self.file.path).is_file()
+        {
             return Err(ConfigError::invalid(
                 "file.path",
                 format!("no such file: {}", self.file.path),
             ));
         }
         range("video.analysis_fps", self.video.analysis_fps, 0.1, 60.0)?;
-        range("video.analysis_width", self.video.analysis_width as f64, 32.0, 3840.0)?;
-        range("video.motion_threshold", self.video.motion_threshold as f64, 1.0, 254.0)?;
-        range("video.queue_frames", self.video.queue_frames as f64, 1.0, 1000.0)?;
-        range("audio.queue_chunks", self.audio.queue_chunks as f64, 1.0, 100_000.0)?;
+        range(
+            "video.analysis_width",
+            self.video.analysis_width as f64,
+            32.0,
+            3840.0,
+        )?;
+        range(
+            "video.motion_threshold",
+            self.video.motion_threshold as f64,
+            1.0,
+            254.0,
+        )?;
+        range(
+            "video.queue_frames",
+            self.video.queue_frames as f64,
+            1.0,
+            1000.0,
+        )?;
+        range(
+            "audio.queue_chunks",
+            self.audio.queue_chunks as f64,
+            1.0,
+            100_000.0,
+        )?;
         range("sync.span_ms", self.sync.span_ms as f64, 100.0, 10_000.0)?;
-        range("sync.max_wait_ms", self.sync.max_wait_ms as f64, 0.0, 60_000.0)?;
-        range("classifier.window_s", self.classifier.window_s, 1.0, 86_400.0)?;
+        range(
+            "sync.max_wait_ms",
+            self.sync.max_wait_ms as f64,
+            0.0,
+            60_000.0,
+        )?;
+        range(
+            "classifier.window_s",
+            self.classifier.window_s,
+            1.0,
+            86_400.0,
+        )?;
         if self.classifier.window_s * 1000.0 < self.sync.span_ms as f64 {
             return Err(ConfigError::invalid(
                 "classifier.window_s",
@@ -242,7 +287,12 @@ impl Config {
                 ));
             }
         }
-        range("external_service.timeout_s", self.external_service.timeout_s, 0.1, 300.0)?;
+        range(
+            "external_service.timeout_s",
+            self.external_service.timeout_s,
+            0.1,
+            300.0,
+        )?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", format!("{:?}: {e}", self.log.level)))?;
         Ok(())
@@ -250,7 +300,10 @@ impl Config {
 
     pub fn bind_addr(&self) -> SocketAddr {
         // Validated in `validate`.
-        self.http.bind.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5000)))
+        self.http
+            .bind
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5000)))
     }
 
     pub fn window(&self) -> Duration {
@@ -262,7 +315,10 @@ fn range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
     if v.is_finite() && (lo..=hi).contains(&v) {
         Ok(())
     } else {
-        Err(ConfigError::invalid(key, format!("{v} is out of range {lo}..={hi}")))
+        Err(ConfigError::invalid(
+            key,
+            format!("{v} is out of range {lo}..={hi}"),
+        ))
     }
 }
 
@@ -315,34 +371,42 @@ fn apply_env(
                 origin: Some(name),
             });
         };
-        let value = match default_section.get(&key) {
-            Some(Value::String(_)) | None => Value::String(raw.clone()),
-            Some(Value::Integer(_)) => raw.trim().parse::<i64>().map(Value::Integer).map_err(|_| {
-                ConfigError::Invalid {
-                    key: path.clone(),
-                    reason: format!("{raw:?} is not an integer"),
-                    origin: Some(name.clone()),
+        let value =
+            match default_section.get(&key) {
+                Some(Value::String(_)) | None => Value::String(raw.clone()),
+                Some(Value::Integer(_)) => {
+                    raw.trim().parse::<i64>().map(Value::Integer).map_err(|_| {
+                        ConfigError::Invalid {
+                            key: path.clone(),
+                            reason: format!("{raw:?} is not an integer"),
+                            origin: Some(name.clone()),
+                        }
+                    })?
                 }
-            })?,
-            Some(Value::Float(_)) => raw.trim().parse::<f64>().map(Value::Float).map_err(|_| {
-                ConfigError::Invalid {
-                    key: path.clone(),
-                    reason: format!("{raw:?} is not a number"),
-                    origin: Some(name.clone()),
+                Some(Value::Float(_)) => {
+                    raw.trim().parse::<f64>().map(Value::Float).map_err(|_| {
+                        ConfigError::Invalid {
+                            key: path.clone(),
+                            reason: format!("{raw:?} is not a number"),
+                            origin: Some(name.clone()),
+                        }
+                    })?
                 }
-            })?,
-            Some(Value::Boolean(_)) => raw.trim().parse::<bool>().map(Value::Boolean).map_err(|_| {
-                ConfigError::Invalid {
-                    key: path.clone(),
-                    reason: format!("{raw:?} is not true or false"),
-                    origin: Some(name.clone()),
+                Some(Value::Boolean(_)) => {
+                    raw.trim()
+                        .parse::<bool>()
+                        .map(Value::Boolean)
+                        .map_err(|_| ConfigError::Invalid {
+                            key: path.clone(),
+                            reason: format!("{raw:?} is not true or false"),
+                            origin: Some(name.clone()),
+                        })?
                 }
-            })?,
-            Some(_) => toml::from_str::<BTreeMap<String, Value>>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut m| m.remove("v"))
-                .unwrap_or(Value::String(raw.clone())),
-        };
+                Some(_) => toml::from_str::<BTreeMap<String, Value>>(&format!("v = {raw}"))
+                    .ok()
+                    .and_then(|mut m| m.remove("v"))
+                    .unwrap_or(Value::String(raw.clone())),
+            };
         if let Some(Value::Table(t)) = merged.get_mut(&section) {
             t.insert(key, value);
         }
@@ -356,7 +420,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load_str(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -409,7 +476,10 @@ mod tests {
         assert_eq!(c.http.bind, "127.0.0.1:5711");
         assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.classifier.window_s, 10.0);
-        assert_eq!(c.external_service.url.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert_eq!(
+            c.external_service.url.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
         assert_eq!(c.external_service.token.as_deref(), Some("12345"));
     }
 
@@ -439,12 +509,21 @@ mod tests {
             ("[classifier]\nwindow_s = 0\n", "classifier.window_s"),
             ("[classifier]\nwindow_s = \"long\"\n", "classifier.window_s"),
             ("[video]\nanalysis_fps = 500.0\n", "video.analysis_fps"),
-            ("[video]\nmotion_threshold = 300\n", "video.motion_threshold"),
+            (
+                "[video]\nmotion_threshold = 300\n",
+                "video.motion_threshold",
+            ),
             ("[http]\nbind = \"localhost\"\n", "http.bind"),
-            ("[external_service]\nurl = \"ftp://x\"\n", "external_service.url"),
+            (
+                "[external_service]\nurl = \"ftp://x\"\n",
+                "external_service.url",
+            ),
             ("[file]\npath = \"/no/such/file.mp4\"\n", "file.path"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
-            ("[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n", "classifier.window_s"),
+            (
+                "[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n",
+                "classifier.window_s",
+            ),
         ];
         for (toml, key) in cases {
             let e = load_str(toml, &[]).unwrap_err();
@@ -453,7 +532,10 @@ mod tests {
         let e = Config::load(None, env(&[("CAV_CLASSIFIER__WINDOW_S", "soon")])).unwrap_err();
         assert_eq!(e.key(), Some("classifier.window_s"));
         let e = Config::load(None, env(&[("CAV_CLASSIFIER__WINDOW_S", "-4")])).unwrap_err();
-        assert!(e.to_string().contains("(set by CAV_CLASSIFIER__WINDOW_S)"), "{e}");
+        assert!(
+            e.to_string().contains("(set by CAV_CLASSIFIER__WINDOW_S)"),
+            "{e}"
+        );
     }
 
     #[test]

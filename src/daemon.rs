@@ -37,8 +37,13 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
     system.block_on(async move {
         let clock = Arc::new(MonotonicClock::new());
         let board = StatusBoard::new();
-        let pipeline = Pipeline::start(settings, board.clone(), clock.clone(), Arc::new(RuleClassifier))
-            .context("cannot start the pipeline")?;
+        let pipeline = Pipeline::start(
+            settings,
+            board.clone(),
+            clock.clone(),
+            Arc::new(RuleClassifier),
+        )
+        .context("cannot start the pipeline")?;
         let state = ApiState {
             board,
             store: pipeline.store.clone(),
@@ -91,8 +96,7 @@ fn materialize_demo(data_dir: &Path) -> anyhow::Result<PathBuf> {
         let tmp = dir.join("demo.mp4.tmp");
         std::fs::write(&tmp, DEMO_CLIP)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(path)
 }

@@ -17,7 +17,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => daemon::run(cli.config.as_deref(), cli.log_format),
-        Command::CheckConfig { path } => cli::check_config(path.as_deref().or(cli.config.as_deref())),
+        Command::CheckConfig { path } => {
+            cli::check_config(path.as_deref().or(cli.config.as_deref()))
+        }
         Command::Analyze(args) => offline::analyze(&args, cli.config.as_deref()),
     };
     match result {

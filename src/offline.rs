@@ -67,16 +67,17 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
     }
     out.flush()?;
     if report.windows == 0 {
-        anyhow::bail!(
-            "{} has no frames or audio to analyse",
-            args.file.display()
-        );
+        anyhow::bail!("{} has no frames or audio to analyse", args.file.display());
     }
     tracing::debug!(?report, "analysis finished");
     Ok(())
 }
 
-fn write_window(out: &mut impl Write, w: &OfflineWindow, format: OutputFormat) -> std::io::Result<()> {
+fn write_window(
+    out: &mut impl Write,
+    w: &OfflineWindow,
+    format: OutputFormat,
+) -> std::io::Result<()> {
     let d = &w.decision;
     match format {
         OutputFormat::Json => {

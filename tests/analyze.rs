@@ -7,7 +7,12 @@ use common::{cav, repo};
 use serde_json::Value;
 
 fn analyze(args: &[&str]) -> (bool, String, String) {
-    let out = cav().arg("analyze").args(args).current_dir(repo()).output().unwrap();
+    let out = cav()
+        .arg("analyze")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -41,21 +46,30 @@ fn the_demo_clip_is_a_conversation_then_a_quiet_still_scene() {
 
 #[test]
 fn csv_output_has_a_header_and_a_row_per_window() {
-    let (ok, stdout, stderr) = analyze(&["data/demo/demo.mp4", "--window", "10", "--format", "csv"]);
+    let (ok, stdout, stderr) =
+        analyze(&["data/demo/demo.mp4", "--window", "10", "--format", "csv"]);
     assert!(ok, "{stderr}");
     let rows: Vec<&str> = stdout.lines().collect();
     assert_eq!(rows.len(), 5);
     assert!(rows[0].starts_with("t_start,t_end,class,confidence,score_asleep,"));
     assert_eq!(rows[0].split(',').count(), 11);
-    assert!(rows[1].starts_with("0.000,10.000,in_conversation,"), "{}", rows[1]);
+    assert!(
+        rows[1].starts_with("0.000,10.000,in_conversation,"),
+        "{}",
+        rows[1]
+    );
 }
 
 #[test]
 fn a_video_without_audio_is_analysed_from_its_pictures() {
     // 20 s, no audio track; a moving bar and changing bit blocks.
-    let (ok, stdout, stderr) = analyze(&["tests/data/video/frame_counter_gop25.mp4", "--window", "5"]);
+    let (ok, stdout, stderr) =
+        analyze(&["tests/data/video/frame_counter_gop25.mp4", "--window", "5"]);
     assert!(ok, "{stderr}");
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     let drivers = lines[0]["drivers"].as_array().unwrap();
     // Audio cues stay neutral (no value) instead of being invented.
@@ -70,7 +84,10 @@ fn a_missing_file_fails_with_a_clear_message() {
     let (ok, stdout, stderr) = analyze(&["/no/such/clip.mp4"]);
     assert!(!ok);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("/no/such/clip.mp4") && stderr.contains("not found"), "{stderr}");
+    assert!(
+        stderr.contains("/no/such/clip.mp4") && stderr.contains("not found"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -57,21 +57,35 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
         scores[activity].as_f64(),
         "confidence is the winner's score"
     );
-    let span_ms = current["window_end_ms"].as_i64().unwrap() - current["window_start_ms"].as_i64().unwrap();
+    let span_ms =
+        current["window_end_ms"].as_i64().unwrap() - current["window_start_ms"].as_i64().unwrap();
     assert_eq!(span_ms, 3000);
     // The demo opens with two voices talking: the first windows hear speech.
     assert!(!current["drivers"].as_array().unwrap().is_empty());
 
     // Status shows the actors, the source's counters and the stored result.
     let (_, status) = get_json(&daemon.url("/api/status")).unwrap();
-    for actor in ["file_source", "sync", "features", "classifier", "store_writer", "dispatcher"] {
-        assert_eq!(status["actors"][actor]["state"], "running", "{actor}: {status}");
+    for actor in [
+        "file_source",
+        "sync",
+        "features",
+        "classifier",
+        "store_writer",
+        "dispatcher",
+    ] {
+        assert_eq!(
+            status["actors"][actor]["state"], "running",
+            "{actor}: {status}"
+        );
         assert_eq!(status["actors"][actor]["restarts"], 0);
     }
     let file = &status["sources"]["file"];
     assert_eq!(file["state"], "running", "{status}");
     assert!(file["frames"].as_u64().unwrap() >= 10, "{file}");
-    assert!(file["audio_samples"].as_u64().unwrap() >= 2 * 16_000, "{file}");
+    assert!(
+        file["audio_samples"].as_u64().unwrap() >= 2 * 16_000,
+        "{file}"
+    );
     assert!(file["detail"].as_str().unwrap().contains("demo.mp4"));
     assert!(status["pipeline"]["windows"].as_u64().unwrap() >= 1);
     assert!(status["stored_classifications"].as_u64().unwrap() >= 1);
@@ -80,17 +94,25 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
     assert!(latest["audio"]["dbfs"].as_f64().unwrap() < 0.0, "{latest}");
 
     // Every window is POSTed to the external service with the token.
-    let hook = wait_for(Duration::from_secs(15), || receiver.requests().into_iter().next())
-        .unwrap_or_else(|| panic!("nothing delivered:\n{}", daemon.log_text()));
+    let hook = wait_for(Duration::from_secs(15), || {
+        receiver.requests().into_iter().next()
+    })
+    .unwrap_or_else(|| panic!("nothing delivered:\n{}", daemon.log_text()));
     assert_eq!(hook["method"], "POST");
     assert_eq!(hook["headers"]["Authorization"], "Bearer s3cret");
     let body = &hook["json"];
-    assert!(CLASSES.contains(&body["activity"].as_str().unwrap()), "{body}");
+    assert!(
+        CLASSES.contains(&body["activity"].as_str().unwrap()),
+        "{body}"
+    );
     assert!(body["timestamp"].as_i64().unwrap() > 1_600_000_000);
     assert!(body["date_time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(body["scores"].as_object().unwrap().len(), 7);
     assert_eq!(body["source"], "file");
-    assert!(body["features"]["audio"]["speech_fraction"].is_number(), "{body}");
+    assert!(
+        body["features"]["audio"]["speech_fraction"].is_number(),
+        "{body}"
+    );
 
     // Bad requests get JSON errors.
     let (code, err) = get_json(&daemon.url("/api/nope")).unwrap();
@@ -166,7 +188,11 @@ fn a_bad_config_is_refused_by_run_and_check_config_naming_the_key() {
         .current_dir(common::repo())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

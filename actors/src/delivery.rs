@@ -83,7 +83,9 @@ pub struct ExternalService {
 impl std::fmt::Debug for ExternalService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the token.
-        f.debug_struct("ExternalService").field("url", &self.url).finish()
+        f.debug_struct("ExternalService")
+            .field("url", &self.url)
+            .finish()
     }
 }
 

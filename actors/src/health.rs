@@ -36,7 +36,13 @@ pub struct ActorStatus {
 #[serde(rename_all = "snake_case")]
 pub enum SourceState {
     Starting,
+    /// Connecting to a peer (OBS, a stream) for the first time.
+    Connecting,
     Running,
+    /// Connected, but no data has arrived for a while.
+    Stalled,
+    /// The connection was lost or refused; retrying with backoff.
+    Reconnecting,
     /// A file source reached the end of a file it does not loop.
     Ended,
     /// Failed; it will be retried after a backoff.
@@ -171,22 +177,31 @@ impl StatusBoard {
     /// Registers a source (or returns the counters of one already registered).
     pub fn register_source(&self, id: &str, kind: &str, now: Timestamp) -> Arc<SourceCounters> {
         let mut inner = self.lock();
-        let entry = inner.sources.entry(id.to_string()).or_insert_with(|| SourceEntry {
-            status: SourceStatus {
-                kind: kind.to_string(),
-                state: SourceState::Starting,
-                detail: None,
-                last_error: None,
-                last_frame_at: None,
-                last_audio_at: None,
-                since: now,
-            },
-            counters: Arc::default(),
-        });
+        let entry = inner
+            .sources
+            .entry(id.to_string())
+            .or_insert_with(|| SourceEntry {
+                status: SourceStatus {
+                    kind: kind.to_string(),
+                    state: SourceState::Starting,
+                    detail: None,
+                    last_error: None,
+                    last_frame_at: None,
+                    last_audio_at: None,
+                    since: now,
+                },
+                counters: Arc::default(),
+            });
         entry.counters.clone()
     }
 
-    pub fn source_state(&self, id: &str, state: SourceState, detail: Option<String>, now: Timestamp) {
+    pub fn source_state(
+        &self,
+        id: &str,
+        state: SourceState,
+        detail: Option<String>,
+        now: Timestamp,
+    ) {
         let mut inner = self.lock();
         if let Some(entry) = inner.sources.get_mut(id) {
             if entry.status.state != state {

@@ -110,7 +110,9 @@ pub fn analyze_file(
                 None => None,
             };
         } else {
-            let Some(samples) = next_chunk.take() else { break };
+            let Some(samples) = next_chunk.take() else {
+                break;
+            };
             let t = Timestamp::from_secs_f64(audio_pos as f64 / cav_core::SAMPLE_RATE as f64);
             aligner.push_audio(t, &samples);
             audio_pos += samples.len() as u64;

@@ -125,7 +125,8 @@ impl Pipeline {
         };
         let file_source = match settings.file_source {
             Some(fs) => {
-                let (board, clock, expect) = (board.clone(), clock.clone(), sync.clone().recipient());
+                let (board, clock, expect) =
+                    (board.clone(), clock.clone(), sync.clone().recipient());
                 Some(Supervisor::start(move |_| {
                     FileSource::new(fs, board, clock, video_tx, audio_tx, expect, counters)
                 }))

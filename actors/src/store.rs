@@ -116,7 +116,10 @@ impl Store {
 
     /// The newest `limit` classifications, newest first. Unreadable records are skipped and
     /// logged, never fatal.
-    pub fn latest_classifications(&self, limit: usize) -> Result<Vec<StoredClassification>, StoreError> {
+    pub fn latest_classifications(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<StoredClassification>, StoreError> {
         let mut out = Vec::new();
         for item in self.classifications.iter().rev() {
             if out.len() >= limit {
@@ -125,7 +128,9 @@ impl Store {
             let (key, value) = item?;
             match serde_json::from_slice(&value) {
                 Ok(record) => out.push(record),
-                Err(e) => tracing::warn!(key = ?key, error = %e, "skipping unreadable classification record"),
+                Err(e) => {
+                    tracing::warn!(key = ?key, error = %e, "skipping unreadable classification record")
+                }
             }
         }
         Ok(out)

@@ -41,9 +41,7 @@ fn json_error(status: StatusCode, error: impl Into<String>) -> warp::reply::Resp
     .into_response()
 }
 
-pub fn routes(
-    state: ApiState,
-) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let with_state = warp::any().map(move || state.clone());
 
     let health = warp::path!("api" / "health").and(warp::get()).map(|| {
@@ -109,7 +107,10 @@ async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infal
     let reply = if err.is_not_found() {
         json_error(StatusCode::NOT_FOUND, "no such endpoint")
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
-        json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed for this endpoint")
+        json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed for this endpoint",
+        )
     } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
         json_error(StatusCode::BAD_REQUEST, format!("invalid query: {e}"))
     } else if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {

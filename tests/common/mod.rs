@@ -38,7 +38,9 @@ pub fn get_json(url: &str) -> Result<(u16, serde_json::Value), String> {
     match agent.get(url).call() {
         Ok(r) => {
             let status = r.status();
-            r.into_json().map(|j| (status, j)).map_err(|e| e.to_string())
+            r.into_json()
+                .map(|j| (status, j))
+                .map_err(|e| e.to_string())
         }
         Err(ureq::Error::Status(code, r)) => {
             r.into_json().map(|j| (code, j)).map_err(|e| e.to_string())

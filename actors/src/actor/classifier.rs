@@ -91,7 +91,10 @@ impl Handler<SpanFeaturesMsg> for ClassifierActor {
                 classifier: this.classifier.name().to_string(),
                 source: this.source.clone(),
             };
-            this.board.counters().windows.fetch_add(1, Ordering::Relaxed);
+            this.board
+                .counters()
+                .windows
+                .fetch_add(1, Ordering::Relaxed);
             this.board.set_current(c.clone());
             for out in &this.outputs {
                 out.do_send(c.clone());

@@ -35,7 +35,10 @@ impl Handler<Classification> for Dispatcher {
         let payload = ExternalPayload::from(&msg);
         match self.service.post(&payload) {
             Ok(status) => {
-                self.board.counters().delivered.fetch_add(1, Ordering::Relaxed);
+                self.board
+                    .counters()
+                    .delivered
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(url = self.service.url(), status, activity = %payload.activity, "result delivered");
             }
             Err(e) => {

@@ -107,7 +107,8 @@ impl FileSource {
 
     fn fail(&mut self, error: String) {
         tracing::warn!(source = %self.settings.id, error = %error, retry_in_s = self.backoff.as_secs(), "file source failed");
-        self.board.source_error(&self.settings.id, error, self.clock.now());
+        self.board
+            .source_error(&self.settings.id, error, self.clock.now());
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_secs(60));
     }
@@ -157,8 +158,12 @@ impl FileSource {
                 let _ = w.handle.join();
             }
         }
-        self.board
-            .source_state(&self.settings.id, SourceState::Stopped, None, self.clock.now());
+        self.board.source_state(
+            &self.settings.id,
+            SourceState::Stopped,
+            None,
+            self.clock.now(),
+        );
     }
 }
 
@@ -254,7 +259,12 @@ impl PlayJob {
                 format!("{w}x{h} at {:.1} fps", s.analysis_fps.min(v.info().fps))
             }),
             audio.as_ref().map_or("none".to_string(), |a| {
-                format!("{} Hz {} ch {}", a.info().sample_rate, a.info().channels, a.info().codec)
+                format!(
+                    "{} Hz {} ch {}",
+                    a.info().sample_rate,
+                    a.info().channels,
+                    a.info().codec
+                )
             }),
         );
         self.board

@@ -49,7 +49,13 @@ impl SyncActor {
         features: Recipient<SyncedSpan>,
     ) -> Self {
         Self {
-            aligner: Self::fresh_aligner(&settings, Expect { video: true, audio: true }),
+            aligner: Self::fresh_aligner(
+                &settings,
+                Expect {
+                    video: true,
+                    audio: true,
+                },
+            ),
             settings,
             board,
             clock,
