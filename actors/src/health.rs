@@ -87,6 +87,33 @@ pub struct PipelineCounters {
     pub delivery_errors: AtomicU64,
 }
 
+/// A copy of [`PipelineCounters`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineSnapshot {
+    pub spans: u64,
+    pub spans_dropped: u64,
+    pub windows: u64,
+    pub stored: u64,
+    pub store_errors: u64,
+    pub delivered: u64,
+    pub delivery_errors: u64,
+}
+
+impl PipelineCounters {
+    pub fn snapshot(&self) -> PipelineSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PipelineSnapshot {
+            spans: load(&self.spans),
+            spans_dropped: load(&self.spans_dropped),
+            windows: load(&self.windows),
+            stored: load(&self.stored),
+            store_errors: load(&self.store_errors),
+            delivered: load(&self.delivered),
+            delivery_errors: load(&self.delivery_errors),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct SourceEntry {
     status: SourceStatus,

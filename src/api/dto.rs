@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cav_actors::delivery::iso8601;
-use cav_actors::health::{ActorStatus, SourceSnapshot};
+use cav_actors::health::{ActorStatus, PipelineSnapshot, SourceSnapshot};
 use cav_actors::messages::Classification;
 use cav_core::classify::Driver;
 use serde::Serialize;
@@ -75,17 +75,6 @@ impl CurrentActivityDto {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PipelineCountersDto {
-    pub spans: u64,
-    pub spans_dropped: u64,
-    pub windows: u64,
-    pub stored: u64,
-    pub store_errors: u64,
-    pub delivered: u64,
-    pub delivery_errors: u64,
-}
-
-#[derive(Debug, Serialize)]
 pub struct StatusDto {
     pub version: &'static str,
     pub started_at: String,
@@ -93,7 +82,7 @@ pub struct StatusDto {
     pub window_s: f64,
     pub actors: BTreeMap<String, ActorStatus>,
     pub sources: BTreeMap<String, SourceSnapshot>,
-    pub pipeline: PipelineCountersDto,
+    pub pipeline: PipelineSnapshot,
     pub stored_classifications: usize,
     pub last_classification: Option<CurrentActivityDto>,
     /// Features of the most recent span (about the last second): what the daemon sees and hears

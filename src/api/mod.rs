@@ -7,7 +7,6 @@ pub mod dto;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use cav_actors::delivery::iso8601;
@@ -16,7 +15,7 @@ use cav_actors::store::Store;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use dto::{CurrentActivityDto, ErrorDto, HealthDto, PipelineCountersDto, StatusDto};
+use dto::{CurrentActivityDto, ErrorDto, HealthDto, StatusDto};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -75,8 +74,6 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
 }
 
 fn status_dto(s: &ApiState) -> StatusDto {
-    let c = s.board.counters();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     StatusDto {
         version: VERSION,
         started_at: iso8601(s.started_at_ms),
@@ -84,15 +81,7 @@ fn status_dto(s: &ApiState) -> StatusDto {
         window_s: s.window_s,
         actors: s.board.actors(),
         sources: s.board.sources(),
-        pipeline: PipelineCountersDto {
-            spans: load(&c.spans),
-            spans_dropped: load(&c.spans_dropped),
-            windows: load(&c.windows),
-            stored: load(&c.stored),
-            store_errors: load(&c.store_errors),
-            delivered: load(&c.delivered),
-            delivery_errors: load(&c.delivery_errors),
-        },
+        pipeline: s.board.counters().snapshot(),
         stored_classifications: s.store.classification_count(),
         last_classification: s
             .board
