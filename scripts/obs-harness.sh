@@ -24,7 +24,14 @@ die() { echo "obs-harness: $*" >&2; exit 1; }
 # True when something accepts TCP connections on 127.0.0.1:$1 (bash's /dev/tcp, no extra tools).
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+# True while pid $1 runs. A zombie counts as gone: the harness's children are reparented to
+# PID 1 when the script exits, and in containers PID 1 may take seconds to reap them.
+alive() {
+  [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ "$state" != "Z" ]]
+}
 
 # Waits up to $2 tenths of a second for pid $1 to exit.
 wait_exit() {

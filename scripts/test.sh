@@ -6,4 +6,14 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh --test
 # Build outputs live outside the clone so that a fresh clone reuses them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cav-target}"
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Library, binary and integration tests (the crates have no doc tests).
+set +e
+cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line with the totals over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "totals: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

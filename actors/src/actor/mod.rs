@@ -5,5 +5,6 @@ pub mod classifier;
 pub mod dispatcher;
 pub mod features;
 pub mod file_source;
+pub mod obs_source;
 pub mod store_writer;
 pub mod sync;
