@@ -86,6 +86,16 @@ pub struct FileSourceConfig {
     pub path: String,
     #[serde(rename = "loop")]
     pub looping: bool,
+    pub streams: FileStreams,
+}
+
+/// Which streams of the file the file source plays.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStreams {
+    Both,
+    Video,
+    Audio,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -520,6 +530,7 @@ mod tests {
             ),
             ("[file]\npath = \"/no/such/file.mp4\"\n", "file.path"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[file]\nstreams = \"subtitles\"\n", "file.streams"),
             (
                 "[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n",
                 "classifier.window_s",

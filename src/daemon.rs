@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cav_actors::actor::file_source::FileSourceSettings;
+use cav_actors::actor::file_source::{FileSourceSettings, Streams};
 use cav_actors::actor::sync::SyncSettings;
 use cav_actors::delivery::ExternalService;
 use cav_actors::health::StatusBoard;
@@ -14,7 +14,7 @@ use cav_actors::pipeline::{Pipeline, PipelineSettings};
 use cav_core::{Clock, MonotonicClock, RuleClassifier};
 
 use crate::api::{self, ApiState};
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, FileStreams, LogFormat};
 use crate::logging;
 
 /// The demo clip, shipped inside the binary so that `cav run` works anywhere.
@@ -112,6 +112,10 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
             id: "file".into(),
             path,
             looping: config.file.looping,
+            streams: Streams {
+                video: config.file.streams != FileStreams::Audio,
+                audio: config.file.streams != FileStreams::Video,
+            },
             analysis_fps: config.video.analysis_fps,
             analysis_width: config.video.analysis_width,
         })

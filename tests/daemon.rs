@@ -211,3 +211,29 @@ fn a_port_in_use_is_a_clear_error_not_a_hang() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http.bind") && err.contains(&addr), "{err}");
 }
+
+#[test]
+fn a_file_can_stand_in_for_a_microphone_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        dir.path(),
+        &[("CAV_CLASSIFIER__WINDOW_S", "2"), ("CAV_FILE__STREAMS", "audio")],
+    );
+    let current = wait_for(Duration::from_secs(30), || {
+        let (_, c) = get_json(&daemon.url("/api/current-activity")).ok()?;
+        (!c["activity"].is_null()).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("no classification:\n{}", daemon.log_text()));
+    // Video cues stay neutral: nothing was seen, and nothing is invented.
+    for d in current["drivers"].as_array().unwrap() {
+        if d["feature"].as_str().unwrap().starts_with("video.") {
+            assert!(d["value"].is_null(), "{d}");
+        }
+    }
+    let (_, status) = get_json(&daemon.url("/api/status")).unwrap();
+    let file = &status["sources"]["file"];
+    assert_eq!(file["frames"], 0, "{file}");
+    assert!(file["audio_samples"].as_u64().unwrap() > 16_000, "{file}");
+    assert!(file["detail"].as_str().unwrap().contains("video: none"), "{file}");
+    assert!(status["latest_span"]["video"].is_null());
+}

@@ -29,8 +29,18 @@ pub struct FileSourceSettings {
     pub id: String,
     pub path: PathBuf,
     pub looping: bool,
+    /// Which of the file's streams to play (a file can stand in for a camera, a microphone,
+    /// or both).
+    pub streams: Streams,
     pub analysis_fps: f64,
     pub analysis_width: u32,
+}
+
+/// Which streams of a file a source plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streams {
+    pub video: bool,
+    pub audio: bool,
 }
 
 /// Stops the worker and waits (up to a few seconds) for it to finish.
@@ -240,13 +250,24 @@ impl PlayJob {
         let id = s.id.as_str();
         let info = crate::media::probe(&s.path)?;
         let mut video = match info.video {
-            Some(_) => Some(VideoDecoder::open(&s.path, Some(s.analysis_width))?),
-            None => None,
+            Some(_) if s.streams.video => {
+                Some(VideoDecoder::open(&s.path, Some(s.analysis_width))?)
+            }
+            _ => None,
         };
         let mut audio = match info.audio {
-            Some(_) => AudioDecoder::open(&s.path)?,
-            None => None,
+            Some(_) if s.streams.audio => AudioDecoder::open(&s.path)?,
+            _ => None,
         };
+        if video.is_none() && audio.is_none() {
+            return Err(MediaError::Open {
+                path: s.path.clone(),
+                reason: format!(
+                    "the file has none of the streams this source plays (video: {}, audio: {})",
+                    s.streams.video, s.streams.audio
+                ),
+            });
+        }
         let _ = self.sync.try_send(ExpectStreams {
             video: video.is_some(),
             audio: audio.is_some(),
