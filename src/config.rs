@@ -58,6 +58,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
     pub file: FileSourceConfig,
+    pub obs: ObsConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
     pub sync: SyncConfig,
@@ -96,6 +97,20 @@ pub enum FileStreams {
     Both,
     Video,
     Audio,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObsConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub password: Option<String>,
+    pub source: String,
+    pub fps: f64,
+    pub width: u32,
+    pub jpeg_quality: u8,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -219,6 +234,7 @@ impl Config {
         };
         blank(&mut self.external_service.url);
         blank(&mut self.external_service.token);
+        blank(&mut self.obs.password);
         self
     }
 
@@ -242,6 +258,29 @@ impl Config {
                 format!("no such file: {}", self.file.path),
             ));
         }
+        if self.obs.enabled {
+            if self.obs.host.trim().is_empty() {
+                return Err(ConfigError::invalid("obs.host", "must not be empty"));
+            }
+            if self.obs.port == 0 {
+                return Err(ConfigError::invalid("obs.port", "0 is not a port"));
+            }
+            if self.obs.source.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "obs.source",
+                    "name the OBS source to capture (an input or a scene)",
+                ));
+            }
+            if self.file.enabled && self.file.streams != FileStreams::Audio {
+                return Err(ConfigError::invalid(
+                    "obs.enabled",
+                    "only one video source at a time: set file.enabled = false, or file.streams = \"audio\"",
+                ));
+            }
+        }
+        range("obs.fps", self.obs.fps, 0.1, 30.0)?;
+        range("obs.width", self.obs.width as f64, 32.0, 3840.0)?;
+        range("obs.jpeg_quality", self.obs.jpeg_quality as f64, 1.0, 100.0)?;
         range("video.analysis_fps", self.video.analysis_fps, 0.1, 60.0)?;
         range(
             "video.analysis_width",
@@ -491,6 +530,20 @@ mod tests {
             Some("http://127.0.0.1:9/hook")
         );
         assert_eq!(c.external_service.token.as_deref(), Some("12345"));
+        let c = Config::load(
+            None,
+            env(&[
+                ("CAV_OBS__ENABLED", "true"),
+                ("CAV_OBS__PORT", "4460"),
+                ("CAV_OBS__SOURCE", "Media"),
+                ("CAV_OBS__PASSWORD", "secret123"),
+                ("CAV_FILE__STREAMS", "audio"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.obs.enabled);
+        assert_eq!((c.obs.port, c.obs.source.as_str()), (4460, "Media"));
+        assert_eq!(c.obs.password.as_deref(), Some("secret123"));
     }
 
     #[test]
@@ -531,6 +584,13 @@ mod tests {
             ("[file]\npath = \"/no/such/file.mp4\"\n", "file.path"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
             ("[file]\nstreams = \"subtitles\"\n", "file.streams"),
+            ("[obs]\nenabled = true\nsource = \"Cam\"\n", "obs.enabled"),
+            (
+                "[obs]\nenabled = true\nsource = \"\"\n[file]\nenabled = false\n",
+                "obs.source",
+            ),
+            ("[obs]\nport = 70000\n", "obs.port"),
+            ("[obs]\njpeg_quality = 0\n", "obs.jpeg_quality"),
             (
                 "[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n",
                 "classifier.window_s",

@@ -10,6 +10,7 @@ use cav_actors::actor::file_source::{FileSourceSettings, Streams};
 use cav_actors::actor::sync::SyncSettings;
 use cav_actors::delivery::ExternalService;
 use cav_actors::health::StatusBoard;
+use cav_actors::obs::ObsSettings;
 use cav_actors::pipeline::{Pipeline, PipelineSettings};
 use cav_core::{Clock, MonotonicClock, RuleClassifier};
 
@@ -50,6 +51,7 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
             started: Instant::now(),
             started_at_ms: clock.now().millis(),
             window_s,
+            obs: pipeline.obs.clone(),
         };
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr, server) = match api::bind(bind, state, async {
@@ -129,8 +131,23 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
             Duration::from_secs_f64(config.external_service.timeout_s),
         )
     });
+    let obs = config.obs.enabled.then(|| {
+        (
+            "obs".to_string(),
+            ObsSettings {
+                host: config.obs.host.clone(),
+                port: config.obs.port,
+                password: config.obs.password.clone(),
+                source: config.obs.source.clone(),
+                fps: config.obs.fps,
+                width: config.obs.width,
+                jpeg_quality: config.obs.jpeg_quality,
+            },
+        )
+    });
     Ok(PipelineSettings {
         file_source,
+        obs,
         sync: SyncSettings {
             span: Duration::from_millis(config.sync.span_ms),
             max_wait: Duration::from_millis(config.sync.max_wait_ms),

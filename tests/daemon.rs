@@ -217,7 +217,10 @@ fn a_file_can_stand_in_for_a_microphone_alone() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(
         dir.path(),
-        &[("CAV_CLASSIFIER__WINDOW_S", "2"), ("CAV_FILE__STREAMS", "audio")],
+        &[
+            ("CAV_CLASSIFIER__WINDOW_S", "2"),
+            ("CAV_FILE__STREAMS", "audio"),
+        ],
     );
     let current = wait_for(Duration::from_secs(30), || {
         let (_, c) = get_json(&daemon.url("/api/current-activity")).ok()?;
@@ -234,6 +237,9 @@ fn a_file_can_stand_in_for_a_microphone_alone() {
     let file = &status["sources"]["file"];
     assert_eq!(file["frames"], 0, "{file}");
     assert!(file["audio_samples"].as_u64().unwrap() > 16_000, "{file}");
-    assert!(file["detail"].as_str().unwrap().contains("video: none"), "{file}");
+    assert!(
+        file["detail"].as_str().unwrap().contains("video: none"),
+        "{file}"
+    );
     assert!(status["latest_span"]["video"].is_null());
 }

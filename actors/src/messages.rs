@@ -35,12 +35,13 @@ pub struct AudioChunk {
     pub samples: Vec<f32>,
 }
 
-/// Tells the sync stage which streams to wait for.
+/// Tells the sync stage which streams to wait for. `None` leaves that stream's expectation as
+/// it is (a source speaks only for the streams it provides).
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "()")]
 pub struct ExpectStreams {
-    pub video: bool,
-    pub audio: bool,
+    pub video: Option<bool>,
+    pub audio: Option<bool>,
 }
 
 /// Frames and audio of the same time span.

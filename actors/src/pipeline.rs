@@ -17,17 +17,21 @@ use crate::actor::classifier::ClassifierActor;
 use crate::actor::dispatcher::Dispatcher;
 use crate::actor::features::FeatureActor;
 use crate::actor::file_source::{FileSource, FileSourceSettings, StopSource};
+use crate::actor::obs_source::ObsSource;
 use crate::actor::store_writer::{Flush, StoreWriter};
 use crate::actor::sync::{SyncActor, SyncSettings};
 use crate::delivery::ExternalService;
 use crate::health::{ActorState, StatusBoard};
-use crate::messages::Classification;
+use crate::messages::{Classification, ExpectStreams};
+use crate::obs::ObsSettings;
 use crate::queue::drop_oldest;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct PipelineSettings {
     pub file_source: Option<FileSourceSettings>,
+    /// The OBS video source: its id and settings.
+    pub obs: Option<(String, ObsSettings)>,
     pub sync: SyncSettings,
     pub window: Duration,
     pub motion_threshold: u8,
@@ -48,6 +52,7 @@ pub struct Pipeline {
     pub board: StatusBoard,
     pub store: Store,
     pub file_source: Option<Addr<FileSource>>,
+    pub obs: Option<Addr<ObsSource>>,
     pub sync: Addr<SyncActor>,
     pub features: Addr<FeatureActor>,
     pub classifier: Addr<ClassifierActor>,
@@ -84,10 +89,21 @@ impl Pipeline {
         if let Some(d) = &dispatcher {
             outputs.push(d.clone().recipient());
         }
-        let source_name = settings
-            .file_source
-            .as_ref()
-            .map_or_else(|| "none".to_string(), |s| s.id.clone());
+        // Where the window's data came from, e.g. "file" or "obs+file".
+        let source_name = {
+            let mut ids: Vec<&str> = Vec::new();
+            if let Some((id, _)) = &settings.obs {
+                ids.push(id);
+            }
+            if let Some(f) = &settings.file_source {
+                ids.push(&f.id);
+            }
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join("+")
+            }
+        };
         let classifier_addr = {
             let (board, clock, window) = (board.clone(), clock.clone(), settings.window);
             Supervisor::start_in_arbiter(&analysis.handle(), move |_| {
@@ -106,16 +122,35 @@ impl Pipeline {
             })
         };
 
-        let source_id = settings
+        // Which source feeds which stream: OBS (when enabled) is the camera; the file source
+        // plays whichever of its streams it is configured for. Config validation guarantees a
+        // single video producer.
+        let file_plays = settings
             .file_source
             .as_ref()
-            .map_or("file".to_string(), |s| s.id.clone());
-        let counters = board.register_source(&source_id, "file", clock.now());
-        // The queues count their evictions straight into the source's counters.
+            .map(|f| (f.streams.video, f.streams.audio));
+        let video_from_obs = settings.obs.is_some();
+        let file_counters = settings
+            .file_source
+            .as_ref()
+            .map(|f| board.register_source(&f.id, "file", clock.now()));
+        let obs_counters = settings
+            .obs
+            .as_ref()
+            .map(|(id, _)| board.register_source(id, "obs", clock.now()));
+        // Each queue counts its evictions into the counters of the source that fills it.
+        let fallback = Arc::new(crate::health::SourceCounters::default());
+        let video_counters = obs_counters
+            .clone()
+            .or_else(|| file_counters.clone())
+            .unwrap_or_else(|| fallback.clone());
+        let audio_counters = file_counters.clone().unwrap_or(fallback);
         let (video_tx, video_rx) =
-            drop_oldest(settings.queue_frames, counters.frames_dropped.clone());
-        let (audio_tx, audio_rx) =
-            drop_oldest(settings.queue_chunks, counters.audio_chunks_dropped.clone());
+            drop_oldest(settings.queue_frames, video_counters.frames_dropped.clone());
+        let (audio_tx, audio_rx) = drop_oldest(
+            settings.queue_chunks,
+            audio_counters.audio_chunks_dropped.clone(),
+        );
         let sync = {
             let (board, clock, next) = (board.clone(), clock.clone(), features.clone().recipient());
             let sync_settings = settings.sync;
@@ -123,29 +158,36 @@ impl Pipeline {
                 SyncActor::new(sync_settings, board, clock, video_rx, audio_rx, next)
             })
         };
-        let file_source = match settings.file_source {
-            Some(fs) => {
+        sync.do_send(ExpectStreams {
+            video: Some(video_from_obs || file_plays.is_some_and(|(v, _)| v)),
+            audio: Some(file_plays.is_some_and(|(_, a)| a)),
+        });
+        let file_source = match (settings.file_source, file_counters) {
+            (Some(fs), Some(counters)) => {
                 let (board, clock, expect) =
                     (board.clone(), clock.clone(), sync.clone().recipient());
+                let video_tx = video_tx.clone();
                 Some(Supervisor::start(move |_| {
                     FileSource::new(fs, board, clock, video_tx, audio_tx, expect, counters)
                 }))
             }
-            None => {
-                board.source_state(
-                    &source_id,
-                    crate::health::SourceState::Stopped,
-                    Some("disabled in the configuration".into()),
-                    clock.now(),
-                );
-                None
+            _ => None,
+        };
+        let obs = match (settings.obs, obs_counters) {
+            (Some((id, obs_settings)), Some(counters)) => {
+                let (board, clock) = (board.clone(), clock.clone());
+                Some(Supervisor::start(move |_| {
+                    ObsSource::new(obs_settings, id, board, clock, video_tx, counters)
+                }))
             }
+            _ => None,
         };
 
         Ok(Self {
             board,
             store,
             file_source,
+            obs,
             sync,
             features,
             classifier: classifier_addr,
@@ -160,6 +202,8 @@ impl Pipeline {
         if let Some(fs) = &self.file_source {
             let _ = fs.send(StopSource).await;
         }
+        // The OBS source needs no stop: its frames go to a queue nobody drains any more, and
+        // its connection closes when the system stops.
         match tokio_timeout(Duration::from_secs(5), self.store_writer.send(Flush)).await {
             Some(Ok(0)) => tracing::info!("store flushed"),
             Some(Ok(pending)) => tracing::error!(pending, "store flush left results unwritten"),

@@ -4,6 +4,7 @@
 //! code). Handlers only read the status board and the store; they never block on an actor.
 
 pub mod dto;
+pub mod obs;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,9 +28,14 @@ pub struct ApiState {
     pub started: Instant,
     pub started_at_ms: i64,
     pub window_s: f64,
+    /// The OBS source, when enabled.
+    pub obs: Option<actix::Addr<cav_actors::actor::obs_source::ObsSource>>,
 }
 
-fn json_error(status: StatusCode, error: impl Into<String>) -> warp::reply::Response {
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: u64 = 64 * 1024;
+
+pub(crate) fn json_error(status: StatusCode, error: impl Into<String>) -> warp::reply::Response {
     warp::reply::with_status(
         warp::reply::json(&ErrorDto {
             error: error.into(),
@@ -41,6 +47,7 @@ fn json_error(status: StatusCode, error: impl Into<String>) -> warp::reply::Resp
 }
 
 pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let obs_routes = obs::routes(state.clone());
     let with_state = warp::any().map(move || state.clone());
 
     let health = warp::path!("api" / "health").and(warp::get()).map(|| {
@@ -67,6 +74,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
     health
         .or(current)
         .or(status)
+        .or(obs_routes)
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
@@ -93,19 +101,31 @@ fn status_dto(s: &ApiState) -> StatusDto {
 }
 
 async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
-    let reply = if err.is_not_found() {
+    // Order matters: warp merges the rejections of every route that was tried, so a body error
+    // on the POST route must win over the GET route's "method not allowed".
+    let reply = if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {
+        json_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}"))
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+    } else if err.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON (Content-Type: application/json)",
+        )
+    } else if err.find::<warp::reject::LengthRequired>().is_some() {
+        json_error(
+            StatusCode::LENGTH_REQUIRED,
+            "a Content-Length header is required",
+        )
+    } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
+        json_error(StatusCode::BAD_REQUEST, format!("invalid query: {e}"))
+    } else if err.is_not_found() {
         json_error(StatusCode::NOT_FOUND, "no such endpoint")
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed for this endpoint",
         )
-    } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
-        json_error(StatusCode::BAD_REQUEST, format!("invalid query: {e}"))
-    } else if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {
-        json_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}"))
-    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
-        json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
     } else {
         tracing::warn!(rejection = ?err, "unhandled rejection");
         json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -269,8 +269,8 @@ impl PlayJob {
             });
         }
         let _ = self.sync.try_send(ExpectStreams {
-            video: video.is_some(),
-            audio: audio.is_some(),
+            video: s.streams.video.then_some(video.is_some()),
+            audio: s.streams.audio.then_some(audio.is_some()),
         });
         let detail = format!(
             "{} (video: {}, audio: {})",

@@ -383,7 +383,11 @@ impl ObsSource {
     fn housekeeping(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         if self.client.is_none() {
-            if !self.connecting && self.retry_at.map_or(true, |t| now >= t) {
+            let due = match self.retry_at {
+                Some(t) => now >= t,
+                None => true,
+            };
+            if !self.connecting && due {
                 self.start_connect(ctx);
             }
             return;
@@ -397,7 +401,9 @@ impl ObsSource {
                 let why = self
                     .last_shot_error
                     .as_ref()
-                    .map_or("no reply to screenshot requests".to_string(), |e| e.to_string());
+                    .map_or("no reply to screenshot requests".to_string(), |e| {
+                        e.to_string()
+                    });
                 let detail = format!(
                     "connected to {}, but no frame of '{}' for over {} s: {why}",
                     self.settings.url(),
@@ -428,7 +434,10 @@ impl Actor for ObsSource {
         self.board
             .actor_state(Self::NAME, ActorState::Running, self.clock.now());
         let url = self.settings.url();
-        self.set_state(SourceState::Connecting, format!("connecting to OBS at {url}"));
+        self.set_state(
+            SourceState::Connecting,
+            format!("connecting to OBS at {url}"),
+        );
         self.start_connect(ctx);
         ctx.run_interval(self.frame_period(), |act, ctx| act.tick(ctx));
         ctx.run_interval(HOUSEKEEPING, |act, ctx| act.housekeeping(ctx));
@@ -484,8 +493,9 @@ impl Handler<ControlMedia> for ObsSource {
         let client = self.client.clone();
         Box::pin(async move {
             let client = client.ok_or(ObsError::Disconnected)?;
+            let before = client.media_status(&msg.input).await?;
             client.media_action(&msg.input, msg.action).await?;
-            settled_status(&client, &msg.input, msg.action).await
+            settled_status(&client, &msg.input, msg.action, &before).await
         })
     }
 }
@@ -496,11 +506,12 @@ const SETTLE_POLL: Duration = Duration::from_millis(25);
 
 /// The media status once the action shows in it (OBS applies media actions on its media
 /// thread, a little after acknowledging the request), or the last status read after
-/// [`SETTLE_LIMIT`].
+/// [`SETTLE_LIMIT`]. `before` is the status read just before the action.
 async fn settled_status(
     client: &ObsClient,
     input: &str,
     action: MediaAction,
+    before: &MediaStatus,
 ) -> Result<MediaStatus, ObsError> {
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
@@ -509,11 +520,12 @@ async fn settled_status(
             MediaAction::Play | MediaAction::Restart => status.state == "playing",
             MediaAction::Pause => status.state == "paused",
             MediaAction::Stop => matches!(status.state.as_str(), "stopped" | "none" | "ended"),
-            // The cursor lands on the keyframe at or before the target (up to one GOP early),
-            // or slightly after it while playing.
-            MediaAction::Seek { position_ms } => status
-                .cursor_ms
-                .is_some_and(|c| c <= position_ms + 1000 && c >= position_ms - 10_000),
+            // The cursor moves towards the target: it lands on the keyframe at or before it
+            // (up to a GOP early), so "clearly closer than before" is the sign, not equality.
+            MediaAction::Seek { position_ms } => match (before.cursor_ms, status.cursor_ms) {
+                (Some(b), Some(c)) => (c - position_ms).abs() + 500 < (b - position_ms).abs(),
+                _ => true,
+            },
         };
         if settled || Instant::now() >= deadline {
             return Ok(status);

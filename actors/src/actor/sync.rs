@@ -116,9 +116,10 @@ impl Supervised for SyncActor {
 impl Handler<ExpectStreams> for SyncActor {
     type Result = ();
     fn handle(&mut self, msg: ExpectStreams, _: &mut Self::Context) {
+        let now = self.aligner.expect();
         self.aligner.set_expect(Expect {
-            video: msg.video,
-            audio: msg.audio,
+            video: msg.video.unwrap_or(now.video),
+            audio: msg.audio.unwrap_or(now.audio),
         });
     }
 }

@@ -76,7 +76,9 @@ impl std::fmt::Debug for ObsSettings {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ObsError {
     /// Nothing answered at the address, or the connection or handshake timed out.
-    #[error("cannot reach OBS at {url}: {reason} (is OBS running with its WebSocket server enabled?)")]
+    #[error(
+        "cannot reach OBS at {url}: {reason} (is OBS running with its WebSocket server enabled?)"
+    )]
     Unreachable { url: String, reason: String },
     /// obs-websocket refused the password, or wants one and none is configured.
     #[error("OBS refused the connection: authentication failed ({reason}); check the OBS WebSocket password")]
@@ -163,7 +165,9 @@ pub enum MediaAction {
     /// or before the target and then reports that keyframe + one frame as its cursor, so exact
     /// positions need media with frequent keyframes (e.g. one per second) and whole-second
     /// targets.
-    Seek { position_ms: i64 },
+    Seek {
+        position_ms: i64,
+    },
 }
 
 /// A connection to obs-websocket. Cheap to clone: clones share the connection, and requests
@@ -245,7 +249,12 @@ impl ObsClient {
     ///
     /// OBS renders the source's current picture when it handles the request, so the picture is
     /// from (within one OBS frame of) the moment the request arrives.
-    pub async fn screenshot(&self, source: &str, width: u32, quality: u8) -> Result<Frame, ObsError> {
+    pub async fn screenshot(
+        &self,
+        source: &str,
+        width: u32,
+        quality: u8,
+    ) -> Result<Frame, ObsError> {
         let data = self.screenshot_jpeg(source, width, quality).await?;
         decode_jpeg(&data)
     }
@@ -264,9 +273,12 @@ impl ObsClient {
             height: None,
             compression_quality: Some(i32::from(quality.min(100))),
         };
-        let uri = limit("GetSourceScreenshot", self.inner.sources().take_screenshot(request))
-            .await
-            .map_err(|e| request_error("GetSourceScreenshot", Some(source), e))?;
+        let uri = limit(
+            "GetSourceScreenshot",
+            self.inner.sources().take_screenshot(request),
+        )
+        .await
+        .map_err(|e| request_error("GetSourceScreenshot", Some(source), e))?;
         decode_data_uri(&uri)
     }
 
@@ -297,9 +309,12 @@ impl ObsClient {
 
     /// Playback state, length and position of a media input.
     pub async fn media_status(&self, input: &str) -> Result<MediaStatus, ObsError> {
-        let s = limit("GetMediaInputStatus", self.inner.media_inputs().status(input))
-            .await
-            .map_err(|e| request_error("GetMediaInputStatus", Some(input), e))?;
+        let s = limit(
+            "GetMediaInputStatus",
+            self.inner.media_inputs().status(input),
+        )
+        .await
+        .map_err(|e| request_error("GetMediaInputStatus", Some(input), e))?;
         Ok(MediaStatus {
             state: media_state_name(s.state).to_string(),
             duration_ms: s.duration.map(|d| clamp_ms(d.whole_milliseconds())),
@@ -411,20 +426,26 @@ fn connect_error(url: &str, e: obws::Error) -> ObsError {
             if u16::from(details.code) == CLOSE_AUTHENTICATION_FAILED =>
         {
             ObsError::AuthFailed {
-                reason: format!("wrong password (OBS closed the connection with code 4009 '{}')", details.reason),
+                reason: format!(
+                    "wrong password (OBS closed the connection with code 4009 '{}')",
+                    details.reason
+                ),
             }
         }
         obws::Error::Handshake(HandshakeError::ConnectionClosed(_))
         | obws::Error::Handshake(HandshakeError::Receive(_))
         | obws::Error::Handshake(HandshakeError::Send(_)) => ObsError::Unreachable {
             url: url.to_string(),
-            reason: format!("the connection closed during the handshake: {}", error_chain(&e)),
+            reason: format!(
+                "the connection closed during the handshake: {}",
+                error_chain(&e)
+            ),
         },
         obws::Error::ObsStudioVersion(..)
         | obws::Error::ObsWebsocketVersion(..)
-        | obws::Error::RpcVersion { .. } => {
-            ObsError::Protocol(format!("unsupported OBS version: {e} (OBS 28 or newer with obs-websocket 5 is needed)"))
-        }
+        | obws::Error::RpcVersion { .. } => ObsError::Protocol(format!(
+            "unsupported OBS version: {e} (OBS 28 or newer with obs-websocket 5 is needed)"
+        )),
         // The version check after the handshake is a request like any other.
         other => request_error("GetVersion", None, LimitError::Obs(other)),
     }
@@ -482,13 +503,16 @@ fn clamp_ms(ms: i128) -> i64 {
 /// depend on directly; the value is made by deserializing obs-websocket's own millisecond field,
 /// which is exactly what goes back on the wire.
 fn status_with_cursor(ms: i64) -> Result<obws::responses::media_inputs::MediaStatus, ObsError> {
-    let bad = |why: String| ObsError::Protocol(format!("cannot express {ms} ms as a media position: {why}"));
-    let status: obws::responses::media_inputs::MediaStatus = serde_json::from_value(serde_json::json!({
-        "mediaState": "OBS_MEDIA_STATE_NONE",
-        "mediaDuration": null,
-        "mediaCursor": ms,
-    }))
-    .map_err(|e| bad(e.to_string()))?;
+    let bad = |why: String| {
+        ObsError::Protocol(format!("cannot express {ms} ms as a media position: {why}"))
+    };
+    let status: obws::responses::media_inputs::MediaStatus =
+        serde_json::from_value(serde_json::json!({
+            "mediaState": "OBS_MEDIA_STATE_NONE",
+            "mediaDuration": null,
+            "mediaCursor": ms,
+        }))
+        .map_err(|e| bad(e.to_string()))?;
     if status.cursor.is_none() {
         return Err(bad("no cursor".into()));
     }
@@ -529,10 +553,14 @@ pub fn decode_jpeg(data: &[u8]) -> Result<Frame, ObsError> {
     }
     let (w, h) = (mat.cols(), mat.rows());
     let bytes = if mat.is_continuous() {
-        mat.data_bytes().map_err(|e| cv("reading pixels", e))?.to_vec()
+        mat.data_bytes()
+            .map_err(|e| cv("reading pixels", e))?
+            .to_vec()
     } else {
         let copy: Mat = mat.try_clone().map_err(|e| cv("copying pixels", e))?;
-        copy.data_bytes().map_err(|e| cv("reading pixels", e))?.to_vec()
+        copy.data_bytes()
+            .map_err(|e| cv("reading pixels", e))?
+            .to_vec()
     };
     Frame::new(w.max(0) as u32, h.max(0) as u32, bytes).map_err(|e| ObsError::Decode(e.to_string()))
 }
@@ -545,9 +573,15 @@ mod tests {
     fn data_uri_prefix_is_stripped() {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(b"hello");
-        assert_eq!(decode_data_uri(&format!("data:image/jpg;base64,{b64}")).unwrap(), b"hello");
+        assert_eq!(
+            decode_data_uri(&format!("data:image/jpg;base64,{b64}")).unwrap(),
+            b"hello"
+        );
         assert_eq!(decode_data_uri(&b64).unwrap(), b"hello");
-        assert!(matches!(decode_data_uri("data:image/jpg;base64,@@@"), Err(ObsError::Decode(_))));
+        assert!(matches!(
+            decode_data_uri("data:image/jpg;base64,@@@"),
+            Err(ObsError::Decode(_))
+        ));
     }
 
     #[test]
@@ -564,8 +598,14 @@ mod tests {
         let frame = decode_jpeg(jpeg.as_slice()).unwrap();
         assert_eq!((frame.width(), frame.height()), (64, 48));
         let px = &frame.bgr()[..3];
-        assert!((px[0] as i32 - 200).abs() < 4 && (px[2] as i32 - 50).abs() < 4, "{px:?}");
-        assert!(matches!(decode_jpeg(b"not a jpeg"), Err(ObsError::Decode(_))));
+        assert!(
+            (px[0] as i32 - 200).abs() < 4 && (px[2] as i32 - 50).abs() < 4,
+            "{px:?}"
+        );
+        assert!(matches!(
+            decode_jpeg(b"not a jpeg"),
+            Err(ObsError::Decode(_))
+        ));
     }
 
     #[test]
