@@ -1,0 +1,1 @@
+//! Neural models run with candle on the CPU.
