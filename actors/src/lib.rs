@@ -15,5 +15,6 @@ pub mod obs;
 pub mod offline;
 pub mod pipeline;
 pub mod queue;
+pub mod resample;
 pub mod store;
 pub mod supervise;

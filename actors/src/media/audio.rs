@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rubato::{FftFixedIn, Resampler};
+use crate::resample::To16k;
 use symphonia::core::audio::{SampleBuffer, SignalSpec};
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -39,9 +39,6 @@ use super::MediaError;
 
 /// The sample rate of everything [`AudioDecoder`] returns.
 pub const OUTPUT_SAMPLE_RATE: u32 = 16_000;
-
-/// Input block of the resampler, in source frames.
-const RESAMPLER_CHUNK: usize = 1024;
 
 /// `open` gives up when this many packets in a row fail to decode before one succeeds.
 const MAX_FAILED_PACKETS_AT_OPEN: u32 = 16;
@@ -582,53 +579,17 @@ impl EditState {
     }
 }
 
-/// Turns mono source samples into 16 kHz output samples.
+/// Turns mono source samples into 16 kHz output samples (the shared [`To16k`]), with errors
+/// that name the file.
 struct Stage {
-    resampler: Option<Resampling>,
-}
-
-struct Resampling {
-    rate_in: u32,
-    resampler: FftFixedIn<f32>,
-    pending: Vec<f32>,
-    /// Leading output samples still to drop (the resampler's delay).
-    delay_left: usize,
-    total_in: u64,
-    total_out: u64,
+    resampler: To16k,
 }
 
 impl Stage {
     fn new(path: &Path, rate_in: u32) -> Result<Self, MediaError> {
-        if rate_in == 0 {
-            return Err(MediaError::decode(
-                path,
-                "the audio track has sample rate 0",
-            ));
-        }
-        if rate_in == OUTPUT_SAMPLE_RATE {
-            return Ok(Self { resampler: None });
-        }
-        let resampler = FftFixedIn::<f32>::new(
-            rate_in as usize,
-            OUTPUT_SAMPLE_RATE as usize,
-            RESAMPLER_CHUNK,
-            1,
-            1,
-        )
-        .map_err(|e| {
-            MediaError::decode(path, format!("cannot resample {rate_in} Hz to 16 kHz: {e}"))
-        })?;
-        let delay_left = resampler.output_delay();
-        Ok(Self {
-            resampler: Some(Resampling {
-                rate_in,
-                resampler,
-                pending: Vec::with_capacity(2 * RESAMPLER_CHUNK),
-                delay_left,
-                total_in: 0,
-                total_out: 0,
-            }),
-        })
+        To16k::new(rate_in)
+            .map(|resampler| Self { resampler })
+            .map_err(|e| MediaError::decode(path, e.to_string()))
     }
 
     fn push(
@@ -637,70 +598,15 @@ impl Stage {
         samples: &[f32],
         out: &mut VecDeque<f32>,
     ) -> Result<(), MediaError> {
-        let Some(r) = self.resampler.as_mut() else {
-            out.extend(samples.iter().copied());
-            return Ok(());
-        };
-        r.total_in += samples.len() as u64;
-        r.pending.extend_from_slice(samples);
-        let mut start = 0;
-        while r.pending.len() - start >= RESAMPLER_CHUNK {
-            let block = &r.pending[start..start + RESAMPLER_CHUNK];
-            let resampled = r
-                .resampler
-                .process(&[block], None)
-                .map_err(|e| MediaError::decode(path, format!("resampling: {e}")))?;
-            start += RESAMPLER_CHUNK;
-            r.emit(&resampled, u64::MAX, out);
-        }
-        r.pending.drain(..start);
-        Ok(())
+        self.resampler
+            .push(samples, out)
+            .map_err(|e| MediaError::decode(path, e.to_string()))
     }
 
-    /// Pushes the rest through the resampler; the output then has exactly
-    /// `round(total_in · 16000 / rate_in)` samples.
     fn flush(&mut self, path: &Path, out: &mut VecDeque<f32>) -> Result<(), MediaError> {
-        let Some(r) = self.resampler.as_mut() else {
-            return Ok(());
-        };
-        let expected = (r.total_in as f64 * f64::from(OUTPUT_SAMPLE_RATE) / f64::from(r.rate_in))
-            .round() as u64;
-        let err = |e: rubato::ResampleError| MediaError::decode(path, format!("resampling: {e}"));
-        if !r.pending.is_empty() {
-            let pending = std::mem::take(&mut r.pending);
-            let resampled = r
-                .resampler
-                .process_partial(Some(&[&pending[..]]), None)
-                .map_err(err)?;
-            r.emit(&resampled, expected, out);
-        }
-        // Zeros push the delayed tail out; each round yields at least one FFT block.
-        let mut rounds = 0;
-        while r.total_out < expected && rounds < 64 {
-            let resampled = r
-                .resampler
-                .process_partial(None::<&[&[f32]]>, None)
-                .map_err(err)?;
-            r.emit(&resampled, expected, out);
-            rounds += 1;
-        }
-        Ok(())
-    }
-}
-
-impl Resampling {
-    fn emit(&mut self, resampled: &[Vec<f32>], cap: u64, out: &mut VecDeque<f32>) {
-        let Some(channel) = resampled.first() else {
-            return;
-        };
-        let mut s = &channel[..];
-        let drop = self.delay_left.min(s.len());
-        self.delay_left -= drop;
-        s = &s[drop..];
-        let room = cap.saturating_sub(self.total_out).min(s.len() as u64) as usize;
-        s = &s[..room];
-        self.total_out += s.len() as u64;
-        out.extend(s.iter().copied());
+        self.resampler
+            .flush(out)
+            .map_err(|e| MediaError::decode(path, e.to_string()))
     }
 }
 
