@@ -65,6 +65,185 @@ pub struct Config {
     pub classifier: ClassifierConfig,
     pub external_service: ExternalServiceConfig,
     pub log: LogConfig,
+    pub vban: VbanConfig,
+    /// Audio sources besides the file source: microphones, VBAN streams, RTSP streams.
+    #[serde(default)]
+    pub sources: Vec<SourceDef>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VbanConfig {
+    /// UDP address the VBAN receiver listens on when at least one VBAN source is enabled.
+    pub bind: String,
+}
+
+/// The kinds of audio source that can be listed in `[[sources]]`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Microphone,
+    Vban,
+    Rtsp,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Microphone => "microphone",
+            Self::Vban => "vban",
+            Self::Rtsp => "rtsp",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One `[[sources]]` entry. Fields that belong to another kind are refused by validation, so a
+/// typo such as `url` on a microphone does not go unnoticed.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    /// Unique, stable id: letters, digits, `-`, `_`, `.`; used in the API and in events.
+    pub id: String,
+    /// A display name; defaults to the id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub kind: SourceKind,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where this source's sound events are POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// microphone: "default", a device index ("2") or a device name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// vban: the VBAN stream name (up to 16 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// vban: accept the stream only from this IP address (any when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// rtsp: the stream URL (`rtsp://[user:pass@]host[:port]/path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// rtsp: `tcp` (default) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+}
+
+/// Ids taken by the built-in sources.
+pub const RESERVED_SOURCE_IDS: [&str; 2] = ["file", "obs"];
+
+impl SourceDef {
+    /// Checks one entry; `at` is its key prefix, e.g. `sources[2]`.
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("{at}.{field}");
+        let bad = |field: &str, reason: String| ConfigError::invalid(&key(field), reason);
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !id_ok {
+            return Err(bad(
+                "id",
+                format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", self.id),
+            ));
+        }
+        if RESERVED_SOURCE_IDS.contains(&self.id.as_str()) {
+            return Err(bad("id", format!("{:?} is reserved for the built-in source", self.id)));
+        }
+        if let Some(url) = &self.webhook {
+            if !is_http_url(url) {
+                return Err(bad("webhook", format!("{url:?} is not an http:// or https:// URL")));
+            }
+        }
+        let fields: [(&str, bool, &[SourceKind]); 5] = [
+            ("device", self.device.is_some(), &[SourceKind::Microphone]),
+            ("stream", self.stream.is_some(), &[SourceKind::Vban]),
+            ("sender", self.sender.is_some(), &[SourceKind::Vban]),
+            ("url", self.url.is_some(), &[SourceKind::Rtsp]),
+            ("transport", self.transport.is_some(), &[SourceKind::Rtsp]),
+        ];
+        for (field, present, kinds) in fields {
+            if present && !kinds.contains(&self.kind) {
+                return Err(bad(
+                    field,
+                    format!("not a setting of a {} source", self.kind.as_str()),
+                ));
+            }
+        }
+        match self.kind {
+            SourceKind::Microphone => {
+                if self.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
+                    return Err(bad("device", "must not be empty (use \"default\")".into()));
+                }
+            }
+            SourceKind::Vban => {
+                let stream = self.stream.as_deref().unwrap_or("");
+                if stream.is_empty() || stream.len() > 16 || !stream.is_ascii() {
+                    return Err(bad(
+                        "stream",
+                        format!("{stream:?} must be a VBAN stream name of 1-16 ASCII characters"),
+                    ));
+                }
+                if let Some(sender) = &self.sender {
+                    if sender.parse::<std::net::IpAddr>().is_err() {
+                        return Err(bad("sender", format!("{sender:?} is not an IP address")));
+                    }
+                }
+            }
+            SourceKind::Rtsp => {
+                let url = self.url.as_deref().unwrap_or("");
+                let rest = url
+                    .strip_prefix("rtsp://")
+                    .or_else(|| url.strip_prefix("rtsps://"));
+                if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+                    return Err(bad(
+                        "url",
+                        format!("{:?} is not an rtsp:// URL with a host", redact_url(url)),
+                    ));
+                }
+                if let Some(t) = &self.transport {
+                    if t != "tcp" && t != "udp" {
+                        return Err(bad("transport", format!("{t:?} is not tcp or udp")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://")) && url.len() >= 10
+}
+
+/// Hides the password of a `scheme://user:pass@host/...` URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -139,6 +318,9 @@ pub struct SyncConfig {
 #[serde(deny_unknown_fields)]
 pub struct ClassifierConfig {
     pub window_s: f64,
+    /// The audio source whose sound feeds the activity classifier; empty = the file source when
+    /// it plays audio, else the first enabled source.
+    pub audio_source: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -329,7 +511,7 @@ impl Config {
             ));
         }
         if let Some(url) = &self.external_service.url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            if !is_http_url(url) {
                 return Err(ConfigError::invalid(
                     "external_service.url",
                     format!("{url:?} is not an http:// or https:// URL"),
@@ -342,6 +524,33 @@ impl Config {
             0.1,
             300.0,
         )?;
+        self.vban.bind.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::invalid(
+                "vban.bind",
+                format!("{:?} is not an address like 0.0.0.0:6980", self.vban.bind),
+            )
+        })?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            let at = format!("sources[{i}]");
+            source.validate(&at)?;
+            if !seen.insert(source.id.as_str()) {
+                return Err(ConfigError::invalid(
+                    &format!("{at}.id"),
+                    format!("{:?} is used by another source", source.id),
+                ));
+            }
+        }
+        if !self.classifier.audio_source.is_empty() {
+            let known = self.classifier.audio_source == "file"
+                || self.sources.iter().any(|s| s.id == self.classifier.audio_source);
+            if !known {
+                return Err(ConfigError::invalid(
+                    "classifier.audio_source",
+                    format!("no source with id {:?}", self.classifier.audio_source),
+                ));
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", format!("{:?}: {e}", self.log.level)))?;
         Ok(())
@@ -607,6 +816,66 @@ mod tests {
             e.to_string().contains("(set by CAV_CLASSIFIER__WINDOW_S)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sources_are_checked_field_by_field() {
+        let ok = load_str(
+            r#"
+[[sources]]
+id = "mic"
+kind = "microphone"
+device = "2"
+[[sources]]
+id = "vm.stream-1"
+kind = "vban"
+stream = "Stream1"
+sender = "192.168.1.20"
+webhook = "http://127.0.0.1:9/hook"
+[[sources]]
+id = "cam"
+kind = "rtsp"
+url = "rtsp://user:pw@cam.local:554/audio"
+enabled = false
+[classifier]
+audio_source = "cam"
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.sources.len(), 3);
+        assert!(ok.sources[0].enabled, "enabled defaults to true");
+        assert!(!ok.sources[2].enabled);
+        let cases: &[(&str, &str)] = &[
+            ("id = \"a b\"\nkind = \"microphone\"", "sources[0].id"),
+            ("id = \"file\"\nkind = \"microphone\"", "sources[0].id"),
+            ("id = \"m\"\nkind = \"microphone\"\nurl = \"rtsp://x/y\"", "sources[0].url"),
+            ("id = \"m\"\nkind = \"speaker\"", "sources[0].kind"),
+            ("id = \"v\"\nkind = \"vban\"", "sources[0].stream"),
+            ("id = \"v\"\nkind = \"vban\"\nstream = \"a-name-longer-than-16\"", "sources[0].stream"),
+            ("id = \"v\"\nkind = \"vban\"\nstream = \"S\"\nsender = \"host\"", "sources[0].sender"),
+            ("id = \"r\"\nkind = \"rtsp\"\nurl = \"http://cam/a\"", "sources[0].url"),
+            ("id = \"r\"\nkind = \"rtsp\"\nurl = \"rtsp://c/a\"\ntransport = \"sctp\"", "sources[0].transport"),
+            ("id = \"r\"\nkind = \"rtsp\"\nurl = \"rtsp://c/a\"\nwebhook = \"ftp://x\"", "sources[0].webhook"),
+            ("id = \"m\"\nkind = \"microphone\"\nvolume = 3", "sources[0].volume"),
+        ];
+        for (body, key) in cases {
+            let e = load_str(&format!("[[sources]]\n{body}\n"), &[]).unwrap_err();
+            assert_eq!(e.key(), Some(*key), "{body:?} gave {e}");
+        }
+        let dup = "[[sources]]\nid = \"m\"\nkind = \"microphone\"\n[[sources]]\nid = \"m\"\nkind = \"microphone\"\n";
+        assert_eq!(load_str(dup, &[]).unwrap_err().key(), Some("sources[1].id"));
+        let e = load_str("[classifier]\naudio_source = \"nope\"\n", &[]).unwrap_err();
+        assert_eq!(e.key(), Some("classifier.audio_source"));
+        let e = load_str("[vban]\nbind = \"6980\"\n", &[]).unwrap_err();
+        assert_eq!(e.key(), Some("vban.bind"));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(redact_url("rtsp://bob:hunter2@cam:554/a"), "rtsp://bob:***@cam:554/a");
+        assert_eq!(redact_url("rtsp://cam/a@b"), "rtsp://cam/a@b");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

@@ -103,6 +103,22 @@ fn materialize_demo(data_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The audio source the activity classifier hears: the configured one, else the file source when
+/// it plays audio, else the first enabled `[[sources]]` entry.
+pub fn primary_audio(config: &Config) -> Option<String> {
+    if !config.classifier.audio_source.is_empty() {
+        return Some(config.classifier.audio_source.clone());
+    }
+    if config.file.enabled && config.file.streams != FileStreams::Video {
+        return Some("file".into());
+    }
+    config
+        .sources
+        .iter()
+        .find(|s| s.enabled)
+        .map(|s| s.id.clone())
+}
+
 fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
     let file_source = if config.file.enabled {
         let path = if config.file.path.is_empty() {
@@ -146,6 +162,7 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         )
     });
     Ok(PipelineSettings {
+        primary_audio: primary_audio(config),
         file_source,
         obs,
         sync: SyncSettings {

@@ -87,6 +87,9 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
         "{file}"
     );
     assert!(file["detail"].as_str().unwrap().contains("demo.mp4"));
+    // The source's own analysis path measures what it hears (absolute level, in dBFS).
+    let level = file["level"]["dbfs"].as_f64().unwrap();
+    assert!((-70.0..-5.0).contains(&level), "{file}");
     assert!(status["pipeline"]["windows"].as_u64().unwrap() >= 1);
     assert!(status["stored_classifications"].as_u64().unwrap() >= 1);
     let latest = &status["latest_span"];

@@ -73,6 +73,18 @@ pub struct SourceStatus {
     pub last_frame_at: Option<Timestamp>,
     pub last_audio_at: Option<Timestamp>,
     pub since: Timestamp,
+    /// What this source's own analysis path heard over the last second.
+    pub level: Option<LevelReading>,
+}
+
+/// The level and pitch of one source over one second (absolute, never normalised).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LevelReading {
+    pub at: Timestamp,
+    pub dbfs: f32,
+    pub rms: f32,
+    pub peak: f32,
+    pub dominant_hz: Option<f32>,
 }
 
 /// Counters of the stages after the sources.
@@ -85,6 +97,8 @@ pub struct PipelineCounters {
     pub store_errors: AtomicU64,
     pub delivered: AtomicU64,
     pub delivery_errors: AtomicU64,
+    /// Chunks of the classifier's audio source dropped before the sync stage.
+    pub sync_audio_dropped: Arc<AtomicU64>,
 }
 
 /// A copy of [`PipelineCounters`] at one moment.
@@ -97,6 +111,7 @@ pub struct PipelineSnapshot {
     pub store_errors: u64,
     pub delivered: u64,
     pub delivery_errors: u64,
+    pub sync_audio_dropped: u64,
 }
 
 impl PipelineCounters {
@@ -110,6 +125,7 @@ impl PipelineCounters {
             store_errors: load(&self.store_errors),
             delivered: load(&self.delivered),
             delivery_errors: load(&self.delivery_errors),
+            sync_audio_dropped: load(&self.sync_audio_dropped),
         }
     }
 }
@@ -216,6 +232,7 @@ impl StatusBoard {
                     last_frame_at: None,
                     last_audio_at: None,
                     since: now,
+                    level: None,
                 },
                 counters: Arc::default(),
             });
@@ -262,6 +279,17 @@ impl StatusBoard {
         if let Some(entry) = self.lock().sources.get_mut(id) {
             entry.status.last_audio_at = Some(t);
         }
+    }
+
+    pub fn source_level(&self, id: &str, level: LevelReading) {
+        if let Some(entry) = self.lock().sources.get_mut(id) {
+            entry.status.level = Some(level);
+        }
+    }
+
+    /// Forgets a source that was removed from the configuration.
+    pub fn remove_source(&self, id: &str) {
+        self.lock().sources.remove(id);
     }
 
     pub fn sources(&self) -> BTreeMap<String, SourceSnapshot> {

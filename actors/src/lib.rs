@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod health;
 pub mod media;
 pub mod messages;
+pub mod mic;
 pub mod obs;
 pub mod offline;
 pub mod pipeline;

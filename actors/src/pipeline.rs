@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use cav_core::{Classifier, Clock, MonotonicClock};
 
+use crate::actor::audio_path::AudioPath;
 use crate::actor::classifier::ClassifierActor;
 use crate::actor::dispatcher::Dispatcher;
 use crate::actor::features::FeatureActor;
@@ -22,9 +23,9 @@ use crate::actor::store_writer::{Flush, StoreWriter};
 use crate::actor::sync::{SyncActor, SyncSettings};
 use crate::delivery::ExternalService;
 use crate::health::{ActorState, StatusBoard};
-use crate::messages::{Classification, ExpectStreams};
+use crate::messages::{AudioChunk, Classification, ExpectStreams};
 use crate::obs::ObsSettings;
-use crate::queue::drop_oldest;
+use crate::queue::{drop_oldest, DropOldest};
 use crate::store::{Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub struct PipelineSettings {
     pub file_source: Option<FileSourceSettings>,
     /// The OBS video source: its id and settings.
     pub obs: Option<(String, ObsSettings)>,
+    /// Id of the audio source the activity classifier hears (`None`: video only).
+    pub primary_audio: Option<String>,
     pub sync: SyncSettings,
     pub window: Duration,
     pub motion_threshold: u8,
@@ -58,6 +61,10 @@ pub struct Pipeline {
     pub classifier: Addr<ClassifierActor>,
     pub store_writer: Addr<StoreWriter>,
     pub dispatcher: Option<Addr<Dispatcher>>,
+    /// Analysis paths of the built-in sources' audio.
+    pub audio_paths: Vec<Addr<AudioPath>>,
+    /// The sync stage's audio queue, for the source the classifier hears.
+    pub sync_audio: DropOldest<AudioChunk>,
     arbiters: Vec<Arbiter>,
 }
 
@@ -122,9 +129,10 @@ impl Pipeline {
             })
         };
 
-        // Which source feeds which stream: OBS (when enabled) is the camera; the file source
-        // plays whichever of its streams it is configured for. Config validation guarantees a
-        // single video producer.
+        // Which source feeds which stream: OBS (when enabled) is the camera, else the file
+        // source's video; the classifier hears one audio source (`primary_audio`), whose
+        // analysis path passes its chunks on to sync. Config validation guarantees a single
+        // video producer.
         let file_plays = settings
             .file_source
             .as_ref()
@@ -139,36 +147,48 @@ impl Pipeline {
             .as_ref()
             .map(|(id, _)| board.register_source(id, "obs", clock.now()));
         // Each queue counts its evictions into the counters of the source that fills it.
-        let fallback = Arc::new(crate::health::SourceCounters::default());
         let video_counters = obs_counters
             .clone()
             .or_else(|| file_counters.clone())
-            .unwrap_or_else(|| fallback.clone());
-        let audio_counters = file_counters.clone().unwrap_or(fallback);
+            .unwrap_or_default();
         let (video_tx, video_rx) =
             drop_oldest(settings.queue_frames, video_counters.frames_dropped.clone());
-        let (audio_tx, audio_rx) = drop_oldest(
+        let (sync_audio_tx, sync_audio_rx) = drop_oldest(
             settings.queue_chunks,
-            audio_counters.audio_chunks_dropped.clone(),
+            board.counters().sync_audio_dropped.clone(),
         );
         let sync = {
             let (board, clock, next) = (board.clone(), clock.clone(), features.clone().recipient());
             let sync_settings = settings.sync;
             Supervisor::start_in_arbiter(&analysis.handle(), move |_| {
-                SyncActor::new(sync_settings, board, clock, video_rx, audio_rx, next)
+                SyncActor::new(sync_settings, board, clock, video_rx, sync_audio_rx, next)
             })
         };
         sync.do_send(ExpectStreams {
             video: Some(video_from_obs || file_plays.is_some_and(|(v, _)| v)),
-            audio: Some(file_plays.is_some_and(|(_, a)| a)),
+            audio: Some(settings.primary_audio.is_some()),
         });
+        let hearing = Arbiter::new();
+        let mut paths = Vec::new();
         let file_source = match (settings.file_source, file_counters) {
             (Some(fs), Some(counters)) => {
+                let (file_audio_tx, file_audio_rx) = drop_oldest(
+                    settings.queue_chunks,
+                    counters.audio_chunks_dropped.clone(),
+                );
+                if fs.streams.audio {
+                    let primary = (settings.primary_audio.as_deref() == Some(fs.id.as_str()))
+                        .then(|| sync_audio_tx.clone());
+                    let (board, clock, id) = (board.clone(), clock.clone(), fs.id.clone());
+                    paths.push(Supervisor::start_in_arbiter(&hearing.handle(), move |_| {
+                        AudioPath::new(id, board, clock, file_audio_rx, primary)
+                    }));
+                }
                 let (board, clock, expect) =
                     (board.clone(), clock.clone(), sync.clone().recipient());
                 let video_tx = video_tx.clone();
                 Some(Supervisor::start(move |_| {
-                    FileSource::new(fs, board, clock, video_tx, audio_tx, expect, counters)
+                    FileSource::new(fs, board, clock, video_tx, file_audio_tx, expect, counters)
                 }))
             }
             _ => None,
@@ -193,7 +213,9 @@ impl Pipeline {
             classifier: classifier_addr,
             store_writer,
             dispatcher,
-            arbiters: vec![analysis, storage],
+            audio_paths: paths,
+            sync_audio: sync_audio_tx,
+            arbiters: vec![analysis, storage, hearing],
         })
     }
 

@@ -16,7 +16,7 @@ pub const OUTPUT_RATE: u32 = cav_core::SAMPLE_RATE;
 /// sources and the FFT efficient.
 const BLOCK: usize = 1024;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ResampleError {
     #[error("sample rate 0 is not a rate")]
     ZeroRate,

@@ -453,25 +453,33 @@ async fn media_inputs_can_be_listed_paused_sought_and_played() {
     assert_eq!(s.state, "paused", "{s:?}");
     assert_eq!(s.duration_ms, Some(20_000));
 
-    // Paused, a seek to a keyframe (every 1 s in this clip) shows exactly that frame and reads
-    // back as keyframe + one frame.
-    let t = Instant::now();
-    let s = control(MediaAction::Seek { position_ms: 5000 })
-        .await
-        .unwrap()
-        .unwrap();
-    println!("{:?} after a paused seek to 5000 ms: {s:?}", t.elapsed());
-    let cursor = s.cursor_ms.unwrap();
-    assert!((5000..=5100).contains(&cursor), "{s:?}");
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
-    rig.frames.drain();
-    let frames = rig.collect(Duration::from_millis(600)).await;
-    let shown: Vec<_> = frames
-        .iter()
-        .filter_map(|f| frame_index(&f.frame))
-        .collect();
-    println!("frames shown while paused at 5 s: {shown:?}");
-    println!("status now: {:?}", rig.addr.send(GetMediaStatus { input: "Media".into() }).await);
+    // Paused, a seek to a keyframe (every 1 s in this clip) reads back as keyframe + one frame,
+    // and shows exactly that frame. Once (1 run in ~15, during a full-suite run) OBS 29 moved
+    // the cursor but kept showing the pre-seek picture; the picture check allows one more seek
+    // for that race and prints when it happens.
+    let mut shown = Vec::new();
+    for attempt in 1..=2 {
+        let t = Instant::now();
+        let s = control(MediaAction::Seek { position_ms: 5000 })
+            .await
+            .unwrap()
+            .unwrap();
+        println!("{:?} after a paused seek to 5000 ms: {s:?}", t.elapsed());
+        let cursor = s.cursor_ms.unwrap();
+        assert!((5000..=5100).contains(&cursor), "{s:?}");
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+        rig.frames.drain();
+        let frames = rig.collect(Duration::from_millis(600)).await;
+        shown = frames
+            .iter()
+            .filter_map(|f| frame_index(&f.frame))
+            .collect();
+        println!("frames shown while paused at 5 s: {shown:?}");
+        if shown.contains(&125) {
+            break;
+        }
+        println!("attempt {attempt}: OBS kept the old picture after a paused seek");
+    }
     assert!(
         !shown.is_empty() && shown.iter().all(|&n| n == 125),
         "{shown:?}"
@@ -664,4 +672,29 @@ async fn screenshot_cost_benchmark() {
             bytes as f64 / 50.0 / 1024.0
         );
     }
+
+    // CPU of this process (the actor's requests and decoding) while capturing at 5 fps, 640 px.
+    drop(client);
+    let cpu_s = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name: utime and stime are the 12th and 13th.
+        let after = stat.rsplit(')').next().unwrap_or_default();
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    };
+    let rig = Rig::start(obs.settings("Media"));
+    rig.wait_for("running", Duration::from_secs(10), |s| {
+        s.status.state == SourceState::Running
+    })
+    .await;
+    let (c0, t0) = (cpu_s(), Instant::now());
+    let frames = rig.collect(Duration::from_secs(4)).await;
+    let cpu = (cpu_s() - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "capturing at 5 fps, 640 px: {} frames in 4 s, this process used {cpu:.1}% of one core",
+        frames.len()
+    );
 }

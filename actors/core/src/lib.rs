@@ -17,6 +17,7 @@ pub mod features;
 pub mod frame;
 pub mod stats;
 pub mod time;
+pub mod vban;
 pub mod video_features;
 pub mod window;
 

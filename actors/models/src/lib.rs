@@ -1,1 +1,10 @@
 //! Neural models run with candle on the CPU.
+//!
+//! * [`yamnet`]: Google's YAMNet sound-event classifier (521 AudioSet classes) with its exact
+//!   TensorFlow log-mel frontend.
+
+mod error;
+pub mod yamnet;
+
+pub use error::ModelError;
+pub use yamnet::{LogMelFrontend, Patch, Yamnet, YamnetOutput};

@@ -72,8 +72,11 @@ impl std::fmt::Debug for ObsSettings {
 }
 
 /// Why talking to OBS failed.
+///
+/// Serializes as `{"kind": "source_not_found", "detail": {...}}` (`detail` absent for unit
+/// variants); the human message is its `Display`.
 #[derive(Clone, Debug, Error, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum ObsError {
     /// Nothing answered at the address, or the connection or handshake timed out.
     #[error(
@@ -427,7 +430,7 @@ fn connect_error(url: &str, e: obws::Error) -> ObsError {
         {
             ObsError::AuthFailed {
                 reason: format!(
-                    "wrong password (OBS closed the connection with code 4009 '{}')",
+                    "OBS closed the connection with code 4009: {}",
                     details.reason
                 ),
             }
@@ -612,6 +615,22 @@ mod tests {
     fn a_seek_position_converts_exactly() {
         let d = status_with_cursor(5000).unwrap().cursor.unwrap();
         assert_eq!(d.whole_milliseconds(), 5000);
+    }
+
+    #[test]
+    fn errors_serialize_with_their_kind() {
+        let json = |e: ObsError| serde_json::to_value(e).unwrap();
+        assert_eq!(
+            json(ObsError::Protocol("x".into())),
+            serde_json::json!({"kind": "protocol", "detail": "x"})
+        );
+        assert_eq!(
+            json(ObsError::Disconnected),
+            serde_json::json!({"kind": "disconnected"})
+        );
+        let v = json(ObsError::SourceNotFound { name: "Cam".into() });
+        assert_eq!(v["kind"], "source_not_found");
+        assert_eq!(v["detail"]["name"], "Cam");
     }
 
     #[test]
