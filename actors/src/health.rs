@@ -269,6 +269,14 @@ impl StatusBoard {
         }
     }
 
+    /// Records why a source is not delivering, without changing its state (e.g. while it
+    /// reconnects).
+    pub fn source_last_error(&self, id: &str, error: String) {
+        if let Some(entry) = self.lock().sources.get_mut(id) {
+            entry.status.last_error = Some(error);
+        }
+    }
+
     pub fn source_frame_at(&self, id: &str, t: Timestamp) {
         if let Some(entry) = self.lock().sources.get_mut(id) {
             entry.status.last_frame_at = Some(t);

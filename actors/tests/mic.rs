@@ -102,7 +102,9 @@ impl Pulse {
 
     /// Plays a sine tone (48 kHz stereo, 16 bit) into `sink` until the returned guard drops.
     fn play(&self, sink: &str, hz: f64, amplitude: f64, seconds: f64) -> Player {
-        let wav = self.dir.join(format!("tone-{hz}-{amplitude}-{seconds}.wav"));
+        let wav = self
+            .dir
+            .join(format!("tone-{hz}-{amplitude}-{seconds}.wav"));
         if !wav.exists() {
             write_tone(&wav, hz, amplitude, seconds);
         }
@@ -132,7 +134,8 @@ fn write_tone(path: &Path, hz: f64, amplitude: f64, seconds: f64) {
     let frames = (seconds * f64::from(rate)) as u32;
     let mut data = Vec::with_capacity(frames as usize * 4);
     for i in 0..frames {
-        let x = amplitude * (2.0 * std::f64::consts::PI * hz * f64::from(i) / f64::from(rate)).sin();
+        let x =
+            amplitude * (2.0 * std::f64::consts::PI * hz * f64::from(i) / f64::from(rate)).sin();
         let s = (x * 32_767.0).round() as i16;
         data.extend_from_slice(&s.to_le_bytes());
         data.extend_from_slice(&s.to_le_bytes());
@@ -262,7 +265,10 @@ impl Rig {
 
 /// Level and dominant frequency of a run of chunks.
 fn analyse(chunks: &[&AudioChunk]) -> (f32, Option<f32>) {
-    let samples: Vec<f32> = chunks.iter().flat_map(|c| c.samples.iter().copied()).collect();
+    let samples: Vec<f32> = chunks
+        .iter()
+        .flat_map(|c| c.samples.iter().copied())
+        .collect();
     let f = AudioAnalyzer::new(16_000).analyze(&samples);
     (f.dbfs, f.dominant_hz)
 }
@@ -277,10 +283,7 @@ fn lists_the_pulse_devices_with_sane_fields() {
         assert_eq!(d.index, i);
         assert!(!d.name.is_empty());
         assert!((1..=32).contains(&d.channels), "{d:?}");
-        assert!(
-            (8_000..=384_000).contains(&d.default_sample_rate),
-            "{d:?}"
-        );
+        assert!((8_000..=384_000).contains(&d.default_sample_rate), "{d:?}");
     }
     let names: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
     for name in ["default", "pulse", MONITOR, MONITOR2] {
@@ -304,7 +307,9 @@ fn lists_the_pulse_devices_with_sane_fields() {
         MONITOR
     );
     assert_eq!(resolve(&DeviceSelector::Default).unwrap().0.name, "default");
-    let e = resolve(&DeviceSelector::Index(99)).err().expect("index 99 is unknown");
+    let e = resolve(&DeviceSelector::Index(99))
+        .err()
+        .expect("index 99 is unknown");
     assert!(e.is_unknown_device());
     let msg = e.to_string();
     assert!(
@@ -318,7 +323,9 @@ fn lists_the_pulse_devices_with_sane_fields() {
         .err()
         .expect("no-such-mic is unknown");
     assert!(matches!(e, MicError::UnknownName { .. }), "{e:?}");
-    assert!(e.to_string().contains("no input device named 'no-such-mic'"));
+    assert!(e
+        .to_string()
+        .contains("no input device named 'no-such-mic'"));
 }
 
 #[actix_rt::test]
@@ -350,7 +357,9 @@ async fn captures_a_tone_in_real_time_at_the_right_level_and_pitch() {
         (rate - 16_000.0).abs() < 1_600.0,
         "not real time: {rate:.0} samples per second"
     );
-    assert!(got.iter().all(|(c, _)| c.samples.len() == 1600 && &*c.source == "mic"));
+    assert!(got
+        .iter()
+        .all(|(c, _)| c.samples.len() == 1600 && &*c.source == "mic"));
 
     // Stamped by sample count: consecutive chunks are exactly 100 ms apart (barring a
     // re-anchor), and each chunk's stamp is before it arrived, by the capture latency.
@@ -369,16 +378,27 @@ async fn captures_a_tone_in_real_time_at_the_right_level_and_pitch() {
     let (min, max) = latencies
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
-    println!("latency from a chunk's end to its arrival: {min:.3} … {max:.3} s; reanchors {reanchors}");
-    assert!(min > -0.02, "a chunk arrived before its last sample was captured: {min:.3} s");
+    println!(
+        "latency from a chunk's end to its arrival: {min:.3} … {max:.3} s; reanchors {reanchors}"
+    );
+    assert!(
+        min > -0.02,
+        "a chunk arrived before its last sample was captured: {min:.3} s"
+    );
     assert!(max < 0.6, "chunks arrive {max:.3} s after capture");
     let first = got[0].0.captured;
-    assert!(first > played_at, "tone chunk stamped before paplay started");
+    assert!(
+        first > played_at,
+        "tone chunk stamped before paplay started"
+    );
 
     let chunks: Vec<&AudioChunk> = got.iter().map(|(c, _)| c).collect();
     let (dbfs, hz) = analyse(&chunks);
     println!("captured level {dbfs:.2} dBFS, dominant {hz:?} Hz");
-    assert!((dbfs + 20.0).abs() < 2.0, "level {dbfs:.2} dBFS, played −20 dBFS");
+    assert!(
+        (dbfs + 20.0).abs() < 2.0,
+        "level {dbfs:.2} dBFS, played −20 dBFS"
+    );
     let hz = hz.expect("a dominant frequency");
     assert!((hz - 1000.0).abs() < 5.0, "dominant {hz} Hz");
 
@@ -408,7 +428,10 @@ async fn switches_devices_live_and_refuses_unknown_ones() {
         .await
         .unwrap()
         .unwrap_err();
-    assert!(matches!(e, MicError::UnknownIndex { index: 1000, .. }), "{e}");
+    assert!(
+        matches!(e, MicError::UnknownIndex { index: 1000, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains(MONITOR2), "{e}");
     let e = rig
         .addr
@@ -432,7 +455,10 @@ async fn switches_devices_live_and_refuses_unknown_ones() {
     assert_eq!(device.name, MONITOR2);
     rig.wait_running(MONITOR2).await;
     let took = rig.wait_for_tone(440.0, Duration::from_secs(5)).await;
-    println!("440 Hz after the switch: {:?} from the answer", took + t.elapsed());
+    println!(
+        "440 Hz after the switch: {:?} from the answer",
+        took + t.elapsed()
+    );
     let state = rig.addr.send(GetMicState).await.unwrap().unwrap();
     assert_eq!(state.selector, DeviceSelector::Name(MONITOR2.into()));
     assert_eq!(state.device.map(|d| d.name), Some(MONITOR2.to_string()));
@@ -454,7 +480,10 @@ async fn switches_devices_live_and_refuses_unknown_ones() {
     let mut analyzer = AudioAnalyzer::new(16_000);
     for (c, _) in &got {
         let hz = analyzer.analyze(&c.samples).dominant_hz.unwrap_or(0.0);
-        assert!((hz - 1000.0).abs() < 20.0, "a chunk at {hz} Hz after switching back");
+        assert!(
+            (hz - 1000.0).abs() < 20.0,
+            "a chunk at {hz} Hz after switching back"
+        );
     }
 }
 
@@ -474,7 +503,12 @@ async fn an_unknown_configured_device_is_an_error_and_capture_starts_when_set() 
             .is_some_and(|e| e.contains("no input device named 'not-plugged-in'")),
         "{s:?}"
     );
-    assert!(s.detail.as_deref().is_some_and(|d| d.contains("next try in")), "{s:?}");
+    assert!(
+        s.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("next try in")),
+        "{s:?}"
+    );
 
     let _tone = pulse.play("vsink2", 440.0, 0.2, 20.0);
     rig.addr

@@ -9,12 +9,15 @@ receiver is tested against a VBAN implementation we did not write.
 
 Every channel carries the same sine. --samples is reduced until a packet fits VBAN's 1436-byte
 payload limit. --text first sends one VBAN text (sub-protocol 0x40) packet on the same port,
-a legitimate packet that is not audio. Prints one line at the end:
-  sent N packets, S s of audio in T s (format F, stream NAME, first counter C)
+a legitimate packet that is not audio. Prints one JSON line at the end, e.g.
+  {"packets": 563, "samples_per_packet": 256, "rate": 48000, "channels": 2, "format": "int16",
+   "stream": "Stream1", "first_counter": 1, "aiovban": "1.1.1", "elapsed_s": 3.2}
 Exits with status 3 and a message naming the pip command when aiovban is missing.
 """
 import argparse
 import asyncio
+import importlib.metadata
+import json
 import math
 import struct
 import sys
@@ -82,11 +85,19 @@ async def main(a):
     # aiovban sends from a background task; give it time to empty its buffer before the loop
     # (and the task) ends. It keeps up in real time, so a short wait is plenty.
     await asyncio.sleep(0.2)
-    print(
-        f"sent {packets} packets, {sent / a.rate:.2f} s of audio in {time.monotonic() - t0:.2f} s "
-        f"(format {a.format}, stream {a.stream}, first counter 1)",
-        flush=True,
-    )
+    summary = {
+        "packets": packets,
+        "samples_per_packet": n,
+        "rate": a.rate,
+        "channels": a.channels,
+        "format": a.format,
+        "stream": a.stream,
+        # aiovban's outgoing streams count from 1.
+        "first_counter": 1,
+        "aiovban": importlib.metadata.version("aiovban"),
+        "elapsed_s": round(time.monotonic() - t0, 3),
+    }
+    print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

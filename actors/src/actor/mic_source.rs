@@ -10,8 +10,9 @@
 //!      ▼                              ▼                                ▼
 //!  Reconnecting ◀──── device gone, stream failing, cannot open (any state)
 //!      (backoff 0.5 s doubling to 30 s; the next try is in the detail)
-//!  Error: the configured device does not exist — retried with the same capped backoff,
-//!         because it may be plugged in at any time.
+//!  Error: the selected device does not exist (and has not existed since it was selected) —
+//!         retried with the same capped backoff, because it may be plugged in at any time. A
+//!         device that was open and then vanished (unplugged, sound server gone) is Reconnecting.
 //! ```
 //!
 //! The detail names the device and its format, e.g. `pulse: 44100 Hz 2 ch f32`.
@@ -36,8 +37,8 @@ use serde::Serialize;
 use crate::health::{ActorState, SourceCounters, SourceState, StatusBoard};
 use crate::messages::{AudioChunk, SourceId};
 use crate::mic::{
-    list_devices, resolve, AudioDevice, CaptureFormat, CaptureJob, CaptureThread,
-    DeviceSelector, MicError,
+    list_devices, resolve, AudioDevice, CaptureFormat, CaptureJob, CaptureThread, DeviceSelector,
+    MicError,
 };
 use crate::queue::DropOldest;
 
@@ -124,6 +125,9 @@ pub struct MicSource {
     reanchors_done: u64,
     reanchors_seen: u64,
     reopens: u64,
+    /// The selected device has been open since it was selected: if it cannot be found now, it
+    /// went away (Reconnecting), rather than never having existed (Error).
+    device_seen: bool,
     stopped: bool,
 }
 
@@ -157,6 +161,7 @@ impl MicSource {
             reanchors_done: 0,
             reanchors_seen: 0,
             reopens: 0,
+            device_seen: false,
             stopped: false,
         }
     }
@@ -240,7 +245,7 @@ impl MicSource {
             self.device_detail(),
             delay.as_secs_f64()
         );
-        if error.is_unknown_device() {
+        if error.is_unknown_device() && !self.device_seen {
             // Nothing to reconnect to; but the device may be plugged in, so keep looking.
             self.set_error(&error, detail);
         } else {
@@ -281,6 +286,7 @@ impl MicSource {
         }
         if self.opened.is_none() && opened.is_some() {
             self.opened = opened;
+            self.device_seen = true;
             let detail = format!("{}; waiting for the first samples", self.device_detail());
             self.set_state(SourceState::Connecting, detail);
         }
@@ -299,10 +305,10 @@ impl MicSource {
             }
         } else if quiet > REOPEN_AFTER {
             let error = MicError::StreamFailed {
-                device: self.opened.as_ref().map_or_else(
-                    || self.settings.device.to_string(),
-                    |(d, _)| d.name.clone(),
-                ),
+                device: self
+                    .opened
+                    .as_ref()
+                    .map_or_else(|| self.settings.device.to_string(), |(d, _)| d.name.clone()),
                 reason: format!("no audio for {} s", quiet.as_secs()),
             };
             // The stuck stream is stopped, and waited for by the next one.
@@ -332,6 +338,7 @@ impl MicSource {
         };
         tracing::info!(source = %self.id, from = %self.settings.device, to = %remembered, device = %device.name, index = device.index, "switching the microphone");
         self.settings.device = remembered;
+        self.device_seen = false;
         self.backoff = BACKOFF_MIN;
         self.stopped = false;
         let previous = self.take_capture().or_else(|| self.retiring.take());
@@ -357,7 +364,10 @@ impl MicSource {
 
     fn stop_capture(&mut self) {
         self.stopped = true;
-        for capture in [self.take_capture(), self.retiring.take()].into_iter().flatten() {
+        for capture in [self.take_capture(), self.retiring.take()]
+            .into_iter()
+            .flatten()
+        {
             if !capture.stop_and_wait(STOP_WAIT) {
                 tracing::warn!(source = %self.id, "the capture thread did not stop in time; left to finish on its own");
             }

@@ -9,6 +9,7 @@ pub mod file_source;
 pub mod mic_source;
 pub mod obs_source;
 pub mod rtsp_source;
+pub mod source_manager;
 pub mod store_writer;
 pub mod sync;
 pub mod vban_source;

@@ -276,7 +276,13 @@ impl ObsSource {
             // Retrying cannot help until the user fixes OBS or the config, but either may
             // happen at any time, so keep trying at the (capped) backoff.
             ObsError::AuthFailed { .. } | ObsError::Protocol(_) => self.set_error(&error, detail),
-            _ => self.set_state(SourceState::Reconnecting, detail),
+            _ => {
+                // Keep the reason visible in /api/status while reconnecting.
+                let message = error.to_string();
+                self.last_error = Some(message.clone());
+                self.board.source_last_error(&self.id, message);
+                self.set_state(SourceState::Reconnecting, detail)
+            }
         }
     }
 

@@ -756,16 +756,19 @@ impl ReadJob {
             }
             self.shared.samples.store(total, Ordering::Relaxed);
             *lock(&self.shared.last_audio) = Some(Instant::now());
-            while pending.len() >= CHUNK_SAMPLES {
+            // Until the anchor settles, samples wait (at most 0.5 s, once per session).
+            while timeline.settled() && pending.len() >= CHUNK_SAMPLES {
                 let rest = pending.split_off(CHUNK_SAMPLES);
                 let samples = std::mem::replace(&mut pending, rest);
                 self.emit(timeline.stamp(pending_start), samples);
                 pending_start += CHUNK_SAMPLES as u64;
             }
         }
-        if !pending.is_empty() {
-            // The end of the stream: hand on the last, short chunk too.
-            self.emit(timeline.stamp(pending_start), pending);
+        // The end of the stream: hand on what is left, the last chunk possibly short (and
+        // stamped with the anchor as it stands if the stream ended while settling).
+        for samples in pending.chunks(CHUNK_SAMPLES) {
+            self.emit(timeline.stamp(pending_start), samples.to_vec());
+            pending_start += samples.len() as u64;
         }
     }
 
@@ -787,21 +790,36 @@ impl ReadJob {
 ///
 /// Sample `n` is stamped `anchor + n / 16 kHz`. Samples cannot arrive before they were
 /// captured, so every read gives an upper bound on the anchor: `arrival - received / 16 kHz`.
-/// The anchor starts at the first read's bound (the newest sample of the first read was
-/// captured as it arrived — the first read is often a ~1 s burst from ffmpeg's stream probing,
-/// which a plain "first arrival" anchor would stamp a second into the future) and follows
-/// every lower bound at once. A read whose *lag* (arrival minus the stamp of its newest sample)
-/// is positive is normal: network and decoder latency, bursts. Only when even the smallest lag
-/// over a [`REANCHOR_WINDOW`] exceeds [`REANCHOR_THRESHOLD`] is the stream really behind (audio
-/// lost without a timestamp gap, a sender clock running slow), and the anchor moves later by
-/// that smallest lag. Moves of more than the threshold, either way, are counted as re-anchors.
+///
+/// * **Settling.** For [`SETTLE`] after the first read nothing is stamped, and the anchor is the
+///   smallest bound seen. ffmpeg delivers the first ~1 s of a stream in one burst (what it
+///   buffered while probing the stream), then real time; the reads after the burst show how
+///   late the burst was. Anchoring at the first read instead would stamp that second of audio
+///   up to a second too late, and correcting it chunk by chunk would make consecutive chunks
+///   overlap.
+/// * **Then** a read's *lag* (its arrival minus the stamp of its newest sample) is normally
+///   positive: network and decoder latency, and bursts after a network hiccup, which catch up.
+///   Only when even the smallest lag over a [`REANCHOR_WINDOW`] exceeds [`REANCHOR_THRESHOLD`]
+///   is the stream really behind the clock (audio lost without a timestamp gap, a sender clock
+///   running slow), and the anchor moves later by that smallest lag. A lag below
+///   -[`EARLY_TOLERANCE`] (samples arriving before their stamp: a sender clock running fast)
+///   moves the anchor earlier at once. Both moves are counted as re-anchors; within these
+///   bounds the sample count alone decides, which is what the aligner wants (it ignores stamp
+///   jitter within 50 ms in favour of the sample count).
 #[derive(Clone, Debug, Default)]
 pub struct CaptureTimeline {
     anchor: Option<Timestamp>,
+    first_arrival: Option<Timestamp>,
+    settled: bool,
     window_start: Timestamp,
     window_min_lag_us: Option<i64>,
     reanchors: u64,
 }
+
+/// How long the first reads of a session are watched before the anchor is fixed.
+pub const SETTLE: Duration = Duration::from_millis(500);
+/// Samples may arrive this much "before" their stamp before the anchor moves earlier.
+pub const EARLY_TOLERANCE: Duration = Duration::from_millis(50);
 
 impl CaptureTimeline {
     /// Microseconds spanned by `samples` at 16 kHz.
@@ -810,30 +828,34 @@ impl CaptureTimeline {
     }
 
     /// Notes that samples up to `received` (a running total) arrived at `arrival`. Returns the
-    /// anchor's shift when this counted as a re-anchor.
+    /// anchor's shift when this was a re-anchor.
     pub fn on_arrival(&mut self, arrival: Timestamp, received: u64) -> Option<Timestamp> {
         let bound = Timestamp(arrival.0 - Self::span_us(received));
-        let threshold = REANCHOR_THRESHOLD.as_micros() as i64;
-        let Some(anchor) = self.anchor else {
-            self.anchor = Some(bound);
-            self.window_start = arrival;
-            return None;
+        let first = *self.first_arrival.get_or_insert(arrival);
+        let anchor = match self.anchor {
+            Some(a) if self.settled => a,
+            _ => {
+                let a = self.anchor.map_or(bound, |a| a.min(bound));
+                self.anchor = Some(a);
+                if arrival.0 - first.0 >= SETTLE.as_micros() as i64 {
+                    self.settled = true;
+                    self.restart_window(arrival);
+                }
+                return None;
+            }
         };
         let lag = bound.0 - anchor.0;
-        if lag < 0 {
+        if lag < -(EARLY_TOLERANCE.as_micros() as i64) {
             self.anchor = Some(bound);
-            if -lag > threshold {
-                self.reanchors += 1;
-                self.restart_window(arrival);
-                return Some(Timestamp(lag));
-            }
-            return None;
+            self.reanchors += 1;
+            self.restart_window(arrival);
+            return Some(Timestamp(lag));
         }
         let min_lag = self.window_min_lag_us.map_or(lag, |m| m.min(lag));
         self.window_min_lag_us = Some(min_lag);
         if arrival.0 - self.window_start.0 >= REANCHOR_WINDOW.as_micros() as i64 {
             self.restart_window(arrival);
-            if min_lag > threshold {
+            if min_lag > REANCHOR_THRESHOLD.as_micros() as i64 {
                 self.anchor = Some(Timestamp(anchor.0 + min_lag));
                 self.reanchors += 1;
                 return Some(Timestamp(min_lag));
@@ -847,13 +869,18 @@ impl CaptureTimeline {
         self.window_min_lag_us = None;
     }
 
-    /// The capture time of sample `index` (the anchor is the clock's epoch before any read).
+    /// Whether the anchor is fixed, so that chunks can be stamped.
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
+    /// The capture time of sample `index` (on the clock's epoch before any read).
     pub fn stamp(&self, index: u64) -> Timestamp {
         let anchor = self.anchor.unwrap_or_default();
         Timestamp(anchor.0 + Self::span_us(index))
     }
 
-    /// How many times the anchor moved by more than [`REANCHOR_THRESHOLD`].
+    /// How many times the anchor has moved since it settled.
     pub fn reanchors(&self) -> u64 {
         self.reanchors
     }
@@ -983,61 +1010,82 @@ mod tests {
         Timestamp::from_millis(ms)
     }
 
-    #[test]
-    fn the_first_burst_is_stamped_in_the_past() {
+    /// A timeline fed 100 ms reads in real time from `start_ms` after a settled start.
+    fn settled_at(start_ms: i64, n: &mut u64, now: &mut i64) -> CaptureTimeline {
         let mut t = CaptureTimeline::default();
-        // 1 s of audio arrives at once at t = 10 s: it was captured during [9 s, 10 s).
-        assert_eq!(t.on_arrival(ts(10_000), 16_000), None);
+        *now = start_ms;
+        while !t.settled() {
+            *n += 1600;
+            assert_eq!(t.on_arrival(ts(*now), *n), None);
+            *now += 100;
+        }
+        t
+    }
+
+    #[test]
+    fn the_first_burst_is_stamped_from_the_reads_after_it() {
+        let mut t = CaptureTimeline::default();
+        // ffmpeg's start-up burst: 1 s of audio in four reads within 3 ms, 30 ms late...
+        let mut n = 0;
+        for k in 0..4 {
+            n += 4000;
+            assert_eq!(t.on_arrival(ts(10_030 + k), n), None);
+            assert!(!t.settled());
+        }
+        // ...then real time, 0–40 ms late.
+        for k in 1..=6u64 {
+            n += 1600;
+            let late = ((k as i64 - 1) * 17) % 40;
+            assert_eq!(t.on_arrival(ts(10_000 + k as i64 * 100 + late), n), None);
+        }
+        assert!(t.settled());
+        // The burst was captured during [9 s, 10 s).
         assert_eq!(t.stamp(0), ts(9_000));
-        assert_eq!(t.stamp(16_000), ts(10_000));
-        // Then real time, with 0–40 ms of jitter: the anchor stays.
-        for k in 1..=50u64 {
-            let jitter = (k as i64 * 7) % 40;
-            assert_eq!(t.on_arrival(ts(10_000 + k as i64 * 100 + jitter), 16_000 + k * 1600), None);
+        for k in 7..=50u64 {
+            n += 1600;
+            let late = (k as i64 * 7) % 40;
+            assert_eq!(t.on_arrival(ts(10_000 + k as i64 * 100 + late), n), None);
         }
         assert_eq!(t.stamp(0), ts(9_000));
         assert_eq!(t.reanchors(), 0);
     }
 
     #[test]
-    fn early_samples_pull_the_anchor_back() {
-        let mut t = CaptureTimeline::default();
-        t.on_arrival(ts(1_000), 1600); // 100 ms late
-        assert_eq!(t.stamp(0), ts(900));
-        t.on_arrival(ts(1_050), 3200); // on time
-        assert_eq!(t.stamp(0), ts(850));
-        assert_eq!(t.reanchors(), 0);
-        // A first read that was 500 ms late: counted as a re-anchor.
-        let mut t = CaptureTimeline::default();
-        t.on_arrival(ts(1_500), 1600);
-        assert_eq!(t.on_arrival(ts(1_100), 3200), Some(Timestamp(-500_000)));
-        assert_eq!(t.stamp(0), ts(900));
+    fn a_fast_sender_pulls_the_anchor_back() {
+        let (mut n, mut now) = (0, 0);
+        let mut t = settled_at(1_000, &mut n, &mut now);
+        let anchor = t.stamp(0);
+        // Samples arriving 40 ms "early" are within tolerance; 60 ms early move the anchor.
+        n += 1600 + 640;
+        assert_eq!(t.on_arrival(ts(now), n), None);
+        assert_eq!(t.stamp(0), anchor);
+        n += 1600 + 320;
+        let shift = t.on_arrival(ts(now + 100), n);
+        assert_eq!(shift, Some(Timestamp::from_millis(-60)));
+        assert_eq!(t.stamp(0), Timestamp(anchor.0 - 60_000));
         assert_eq!(t.reanchors(), 1);
     }
 
     #[test]
     fn a_burst_does_not_move_the_anchor_but_lost_audio_does() {
-        let mut t = CaptureTimeline::default();
-        let mut n = 0u64;
-        let mut now = 0i64;
-        t.on_arrival(ts(now), n + 1600);
-        n += 1600;
-        // 1 s of real time.
+        let (mut n, mut now) = (0, 0);
+        let mut t = settled_at(0, &mut n, &mut now);
+        let anchor = t.stamp(0);
         for _ in 0..10 {
-            now += 100;
             n += 1600;
             assert_eq!(t.on_arrival(ts(now), n), None);
+            now += 100;
         }
         // The network holds 800 ms back, then delivers it all at once and catches up.
         now += 800;
-        n += 8 * 1600;
+        n += 9 * 1600;
         assert_eq!(t.on_arrival(ts(now), n), None);
         for _ in 0..30 {
             now += 100;
             n += 1600;
             assert_eq!(t.on_arrival(ts(now), n), None);
         }
-        assert_eq!(t.stamp(0), ts(-100));
+        assert_eq!(t.stamp(0), anchor);
         // Now 1 s of audio is lost for good: the stream stays 1 s behind the clock.
         now += 1000;
         let mut shifts = Vec::new();
@@ -1048,7 +1096,7 @@ mod tests {
         }
         assert_eq!(shifts, vec![Timestamp::from_millis(1000)]);
         assert_eq!(t.reanchors(), 1);
-        assert_eq!(t.stamp(n), ts(now));
+        assert_eq!(t.stamp(n), Timestamp(anchor.0 + 1_000_000 + CaptureTimeline::span_us(n)));
     }
 
     fn explain(stderr: &[&str], success: bool, got_audio: bool, ran_for_s: u64) -> String {

@@ -1371,19 +1371,24 @@ mod tests {
             cfg("vban:c", "C", None, false),
         ]);
         let now = Timestamp(1_000_000);
-        for (name, counter) in [("A", 0), ("B", 0), ("C", 0), ("D", 0)] {
-            d.on_datagram(&packet(name, 8, 400, counter, 1), from(), now);
+        // Two packets of 160 samples each: 20 ms, one chunk.
+        for name in ["A", "B", "C", "D"] {
+            for counter in [0, 1] {
+                d.on_datagram(&packet(name, 8, 160, counter, 1), from(), now);
+            }
         }
         // A second sender of "A" while the first is active is listed, not mixed in.
         let other: SocketAddr = "192.0.2.8:6000".parse().unwrap();
-        d.on_datagram(&packet("A", 8, 400, 0, 1), other, now);
+        for counter in [0, 1] {
+            d.on_datagram(&packet("A", 8, 160, counter, 1), other, now);
+        }
         assert_eq!(
             q["vban:a"]
                 .drain()
                 .iter()
                 .map(|c| c.samples.len())
                 .sum::<usize>(),
-            400
+            320
         );
         assert!(q["vban:b"].is_empty() && q["vban:c"].is_empty());
         let shared = lock(&d.shared);
@@ -1403,9 +1408,22 @@ mod tests {
     #[test]
     fn a_new_sender_takes_over_once_the_old_one_is_silent() {
         let (mut d, q) = demux(vec![cfg("vban:a", "A", None, true)]);
-        d.on_datagram(&packet("A", 8, 400, 5, 1), from(), Timestamp(1_000_000));
+        for counter in [5, 6] {
+            d.on_datagram(
+                &packet("A", 8, 160, counter, 1),
+                from(),
+                Timestamp(1_000_000),
+            );
+        }
+        // The first sender went quiet; another one (a restart on a new port) takes over.
         let other: SocketAddr = "192.0.2.8:6000".parse().unwrap();
-        d.on_datagram(&packet("A", 8, 400, 1, 1), other, Timestamp(4_000_000));
+        for counter in [1, 2] {
+            d.on_datagram(
+                &packet("A", 8, 160, counter, 1),
+                other,
+                Timestamp(4_000_000),
+            );
+        }
         assert_eq!(q["vban:a"].drain().len(), 2);
         assert_eq!(d.analysed[0].as_ref().unwrap().peer, Some(other));
     }
@@ -1415,22 +1433,23 @@ mod tests {
         let (mut d, q) = demux(vec![cfg("vban:a", "A", None, true)]);
         let now = Timestamp(1_000_000);
         d.on_datagram(b"hello", from(), now);
-        let good = packet("A", 8, 400, 0, 1);
+        let good = packet("A", 8, 160, 0, 1);
         d.on_datagram(&good[..good.len() - 3], from(), now);
         let mut text = packet("A", 8, 4, 0, 1);
         text[4] = 0x40;
         d.on_datagram(&text, from(), now);
         d.on_datagram(&good, from(), now);
+        d.on_datagram(&packet("A", 8, 160, 1, 1), from(), now);
         assert_eq!(q["vban:a"].drain().len(), 1);
         let shared = lock(&d.shared);
         assert_eq!(
             (shared.packets, shared.malformed, shared.not_audio),
-            (4, 3, 1)
+            (5, 3, 1)
         );
         let s = &shared.senders[&from()];
-        assert_eq!((s.packets, s.malformed), (4, 3));
+        assert_eq!((s.packets, s.malformed), (5, 3));
         let l = &shared.streams[&from()][0].info;
-        assert_eq!((l.packets, l.malformed), (1, 2));
+        assert_eq!((l.packets, l.malformed), (2, 2));
         // The truncated packet of an analysed stream is a decode error of that source.
         let a = d.analysed[0].as_ref().unwrap();
         assert_eq!(a.out.counters.decode_errors.load(Ordering::Relaxed), 1);

@@ -209,10 +209,7 @@ mod tests {
         assert_eq!(a.reanchors(), 1);
         assert_eq!(s1, late);
         // And from there on, sample count again.
-        let (s2, _) = a
-            .push(&silence, Timestamp::from_secs_f64(50.71))
-            .unwrap()[0]
-            .clone();
+        let (s2, _) = a.push(&silence, Timestamp::from_secs_f64(50.71)).unwrap()[0].clone();
         assert_eq!(s2, Timestamp::from_secs_f64(50.7));
         assert_eq!(a.reanchors(), 1);
     }

@@ -127,7 +127,12 @@ mod tests {
     use super::*;
     use cpal::{SampleRate, SupportedBufferSize};
 
-    fn range(format: SampleFormat, channels: u16, min: u32, max: u32) -> SupportedStreamConfigRange {
+    fn range(
+        format: SampleFormat,
+        channels: u16,
+        min: u32,
+        max: u32,
+    ) -> SupportedStreamConfigRange {
         SupportedStreamConfigRange::new(
             channels,
             SampleRate(min),

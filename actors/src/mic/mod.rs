@@ -138,7 +138,9 @@ impl MicError {
     pub fn is_unknown_device(&self) -> bool {
         matches!(
             self,
-            MicError::UnknownIndex { .. } | MicError::UnknownName { .. } | MicError::NoDefault { .. }
+            MicError::UnknownIndex { .. }
+                | MicError::UnknownName { .. }
+                | MicError::NoDefault { .. }
         )
     }
 }
@@ -166,23 +168,24 @@ pub fn resolve(selector: &DeviceSelector) -> Result<(AudioDevice, cpal::Device),
             .map(|(d, _)| format!("{} '{}'", d.index, d.name))
             .collect::<Vec<_>>()
     };
-    let position = match selector {
-        DeviceSelector::Default => devices.iter().position(|(d, _)| d.default),
-        DeviceSelector::Index(i) => devices.iter().position(|(d, _)| d.index == *i),
-        DeviceSelector::Name(name) => devices
-            .iter()
-            .position(|(d, _)| d.name == *name)
-            .or_else(|| {
-                let mut matches = devices
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (d, _))| d.name.eq_ignore_ascii_case(name));
-                match (matches.next(), matches.next()) {
-                    (Some((i, _)), None) => Some(i),
-                    _ => None,
-                }
-            }),
-    };
+    let position =
+        match selector {
+            DeviceSelector::Default => devices.iter().position(|(d, _)| d.default),
+            DeviceSelector::Index(i) => devices.iter().position(|(d, _)| d.index == *i),
+            DeviceSelector::Name(name) => devices
+                .iter()
+                .position(|(d, _)| d.name == *name)
+                .or_else(|| {
+                    let mut matches = devices
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (d, _))| d.name.eq_ignore_ascii_case(name));
+                    match (matches.next(), matches.next()) {
+                        (Some((i, _)), None) => Some(i),
+                        _ => None,
+                    }
+                }),
+        };
     match position {
         Some(p) => Ok(devices.swap_remove(p)),
         None => Err(match selector {
@@ -238,7 +241,10 @@ mod tests {
     #[test]
     fn selectors_parse_and_print() {
         assert_eq!("".parse::<DeviceSelector>(), Ok(DeviceSelector::Default));
-        assert_eq!(" 3 ".parse::<DeviceSelector>(), Ok(DeviceSelector::Index(3)));
+        assert_eq!(
+            " 3 ".parse::<DeviceSelector>(),
+            Ok(DeviceSelector::Index(3))
+        );
         assert_eq!(
             "pulse".parse::<DeviceSelector>(),
             Ok(DeviceSelector::Name("pulse".into()))

@@ -162,12 +162,13 @@ fn run(job: CaptureJob, stop: Receiver<()>, shared: Arc<Shared>) -> Result<(), M
             reason: e.to_string(),
         })?
         .collect();
-    let config = choose_config(device.default_input_config().ok(), &supported).ok_or_else(|| {
-        MicError::UnsupportedFormat {
-            device: name.clone(),
-            offered: offered(&supported),
-        }
-    })?;
+    let config =
+        choose_config(device.default_input_config().ok(), &supported).ok_or_else(|| {
+            MicError::UnsupportedFormat {
+                device: name.clone(),
+                offered: offered(&supported),
+            }
+        })?;
     let format = CaptureFormat {
         sample_rate: config.sample_rate().0,
         channels: config.channels(),
@@ -176,13 +177,10 @@ fn run(job: CaptureJob, stop: Receiver<()>, shared: Arc<Shared>) -> Result<(), M
     let mut assembler = ChunkAssembler::new(format.sample_rate, format.channels)?;
 
     let (errors_tx, errors) = crossbeam_channel::bounded::<cpal::StreamError>(256);
-    let on_error = {
-        let counters = job.counters.clone();
-        move |e: cpal::StreamError| {
-            // Counted here, on cpal's thread, so that a burst the channel cannot hold still counts.
-            counters.decode_errors.fetch_add(1, Ordering::Relaxed);
-            let _ = errors_tx.try_send(e);
-        }
+    // Errors are counted where they are received, not here: a broken stream reports thousands
+    // a second until it is recognised as broken, and those are one failure, not glitches.
+    let on_error = move |e: cpal::StreamError| {
+        let _ = errors_tx.try_send(e);
     };
 
     let on_data = {
@@ -274,6 +272,7 @@ fn run(job: CaptureJob, stop: Receiver<()>, shared: Arc<Shared>) -> Result<(), M
                     break Err(MicError::DeviceGone { device: name.clone() });
                 }
                 Ok(cpal::StreamError::BackendSpecific { err }) => {
+                    job.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
                     if window_start.elapsed() > ERROR_WINDOW {
                         window_start = Instant::now();
                         window_errors = 0;
@@ -304,7 +303,9 @@ fn run(job: CaptureJob, stop: Receiver<()>, shared: Arc<Shared>) -> Result<(), M
 
 /// How long before the callback the first frame of its buffer was captured: cpal's
 /// `callback − capture` (ALSA's delay: what the device has queued, this buffer included) when
-/// believable, else the buffer's own length (the least it can be).
+/// believable, else the buffer's own length (the least it can be). Through the ALSA pulse
+/// plugin the delay always reads 0 (measured), so there the buffer's length is what is used;
+/// the stamps then run late by PulseAudio's own capture latency (a few tens of ms).
 fn capture_age(cb: &cpal::InputCallbackInfo, frames: usize, rate: u32) -> Duration {
     let buffer = Duration::from_secs_f64(frames as f64 / f64::from(rate.max(1)));
     let ts = cb.timestamp();
