@@ -32,6 +32,8 @@ pub enum Command {
         /// The file to check; without it, the built-in defaults and the environment.
         path: Option<PathBuf>,
     },
+    /// List the audio input devices (microphones) with their index, as /api/audio-devices does.
+    Devices,
     /// Analyse a media file offline, as fast as possible, printing one line per window.
     Analyze(AnalyzeArgs),
 }
@@ -53,6 +55,24 @@ pub enum OutputFormat {
     Json,
     /// A header line, then one row per window.
     Csv,
+}
+
+pub fn devices() -> anyhow::Result<()> {
+    let devices = cav_actors::mic::list_devices()?;
+    if devices.is_empty() {
+        println!("no audio input devices");
+    }
+    for d in devices {
+        println!(
+            "{:>3}  {}{}  ({} ch, {} Hz)",
+            d.index,
+            d.name,
+            if d.default { "  [default]" } else { "" },
+            d.channels,
+            d.default_sample_rate
+        );
+    }
+    Ok(())
 }
 
 pub fn check_config(path: Option<&Path>) -> anyhow::Result<()> {

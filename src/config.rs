@@ -151,15 +151,24 @@ impl SourceDef {
         if !id_ok {
             return Err(bad(
                 "id",
-                format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", self.id),
+                format!(
+                    "{:?} must be 1-64 letters, digits, '-', '_' or '.'",
+                    self.id
+                ),
             ));
         }
         if RESERVED_SOURCE_IDS.contains(&self.id.as_str()) {
-            return Err(bad("id", format!("{:?} is reserved for the built-in source", self.id)));
+            return Err(bad(
+                "id",
+                format!("{:?} is reserved for the built-in source", self.id),
+            ));
         }
         if let Some(url) = &self.webhook {
             if !is_http_url(url) {
-                return Err(bad("webhook", format!("{url:?} is not an http:// or https:// URL")));
+                return Err(bad(
+                    "webhook",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
             }
         }
         let fields: [(&str, bool, &[SourceKind]); 5] = [
@@ -543,7 +552,10 @@ impl Config {
         }
         if !self.classifier.audio_source.is_empty() {
             let known = self.classifier.audio_source == "file"
-                || self.sources.iter().any(|s| s.id == self.classifier.audio_source);
+                || self
+                    .sources
+                    .iter()
+                    .any(|s| s.id == self.classifier.audio_source);
             if !known {
                 return Err(ConfigError::invalid(
                     "classifier.audio_source",
@@ -849,15 +861,36 @@ audio_source = "cam"
         let cases: &[(&str, &str)] = &[
             ("id = \"a b\"\nkind = \"microphone\"", "sources[0].id"),
             ("id = \"file\"\nkind = \"microphone\"", "sources[0].id"),
-            ("id = \"m\"\nkind = \"microphone\"\nurl = \"rtsp://x/y\"", "sources[0].url"),
+            (
+                "id = \"m\"\nkind = \"microphone\"\nurl = \"rtsp://x/y\"",
+                "sources[0].url",
+            ),
             ("id = \"m\"\nkind = \"speaker\"", "sources[0].kind"),
             ("id = \"v\"\nkind = \"vban\"", "sources[0].stream"),
-            ("id = \"v\"\nkind = \"vban\"\nstream = \"a-name-longer-than-16\"", "sources[0].stream"),
-            ("id = \"v\"\nkind = \"vban\"\nstream = \"S\"\nsender = \"host\"", "sources[0].sender"),
-            ("id = \"r\"\nkind = \"rtsp\"\nurl = \"http://cam/a\"", "sources[0].url"),
-            ("id = \"r\"\nkind = \"rtsp\"\nurl = \"rtsp://c/a\"\ntransport = \"sctp\"", "sources[0].transport"),
-            ("id = \"r\"\nkind = \"rtsp\"\nurl = \"rtsp://c/a\"\nwebhook = \"ftp://x\"", "sources[0].webhook"),
-            ("id = \"m\"\nkind = \"microphone\"\nvolume = 3", "sources[0].volume"),
+            (
+                "id = \"v\"\nkind = \"vban\"\nstream = \"a-name-longer-than-16\"",
+                "sources[0].stream",
+            ),
+            (
+                "id = \"v\"\nkind = \"vban\"\nstream = \"S\"\nsender = \"host\"",
+                "sources[0].sender",
+            ),
+            (
+                "id = \"r\"\nkind = \"rtsp\"\nurl = \"http://cam/a\"",
+                "sources[0].url",
+            ),
+            (
+                "id = \"r\"\nkind = \"rtsp\"\nurl = \"rtsp://c/a\"\ntransport = \"sctp\"",
+                "sources[0].transport",
+            ),
+            (
+                "id = \"r\"\nkind = \"rtsp\"\nurl = \"rtsp://c/a\"\nwebhook = \"ftp://x\"",
+                "sources[0].webhook",
+            ),
+            (
+                "id = \"m\"\nkind = \"microphone\"\nvolume = 3",
+                "sources[0].volume",
+            ),
         ];
         for (body, key) in cases {
             let e = load_str(&format!("[[sources]]\n{body}\n"), &[]).unwrap_err();
@@ -873,7 +906,10 @@ audio_source = "cam"
 
     #[test]
     fn passwords_in_urls_are_redacted() {
-        assert_eq!(redact_url("rtsp://bob:hunter2@cam:554/a"), "rtsp://bob:***@cam:554/a");
+        assert_eq!(
+            redact_url("rtsp://bob:hunter2@cam:554/a"),
+            "rtsp://bob:***@cam:554/a"
+        );
         assert_eq!(redact_url("rtsp://cam/a@b"), "rtsp://cam/a@b");
         assert_eq!(redact_url("not a url"), "not a url");
     }

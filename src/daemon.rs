@@ -14,15 +14,34 @@ use cav_actors::obs::ObsSettings;
 use cav_actors::pipeline::{Pipeline, PipelineSettings};
 use cav_core::{Clock, MonotonicClock, RuleClassifier};
 
+use crate::api::sources::SourcesState;
 use crate::api::{self, ApiState};
 use crate::config::{Config, FileStreams, LogFormat};
+use crate::config_file::ConfigFile;
 use crate::logging;
 
 /// The demo clip, shipped inside the binary so that `cav run` works anywhere.
 const DEMO_CLIP: &[u8] = include_bytes!("../data/demo/demo.mp4");
 
+/// The configuration and the file that run-time changes are saved to: the `--config` file, or
+/// else `<storage.data_dir>/config.toml` (read at start when it exists).
+pub fn load_config(config_path: Option<&Path>) -> anyhow::Result<(Config, ConfigFile)> {
+    if let Some(path) = config_path {
+        let config = Config::load(Some(path), std::env::vars())?;
+        return Ok((config, ConfigFile::new(path.to_path_buf())));
+    }
+    let defaults = Config::load(None, std::env::vars())?;
+    let own = defaults.storage.data_dir.join("config.toml");
+    if own.is_file() {
+        let config = Config::load(Some(&own), std::env::vars())?;
+        Ok((config, ConfigFile::new(own)))
+    } else {
+        Ok((defaults, ConfigFile::new(own)))
+    }
+}
+
 pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow::Result<()> {
-    let config = Config::load(config_path, std::env::vars())?;
+    let (config, config_file) = load_config(config_path)?;
     logging::init(&config.log.level, log_format.unwrap_or(config.log.format));
     std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
         format!(
@@ -45,7 +64,13 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
             Arc::new(RuleClassifier),
         )
         .context("cannot start the pipeline")?;
+        let sources = SourcesState {
+            config: Arc::new(tokio::sync::Mutex::new(config.clone())),
+            file: config_file.clone(),
+            manager: pipeline.sources.clone(),
+        };
         let state = ApiState {
+            sources,
             board,
             store: pipeline.store.clone(),
             started: Instant::now(),
@@ -64,7 +89,7 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
             }
         };
         let server = actix_rt::spawn(server);
-        tracing::info!(%addr, window_s, "classify-audio-video is running");
+        tracing::info!(%addr, window_s, config = %config_file.path().display(), "classify-audio-video is running");
 
         let signal = wait_for_signal().await?;
         tracing::info!(signal, "shutting down");
@@ -163,6 +188,7 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
     });
     Ok(PipelineSettings {
         primary_audio: primary_audio(config),
+        audio_sources: crate::sources::specs(config),
         file_source,
         obs,
         sync: SyncSettings {

@@ -3,9 +3,11 @@
 mod api;
 mod cli;
 mod config;
+mod config_file;
 mod daemon;
 mod logging;
 mod offline;
+mod sources;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => {
             cli::check_config(path.as_deref().or(cli.config.as_deref()))
         }
+        Command::Devices => cli::devices(),
         Command::Analyze(args) => offline::analyze(&args, cli.config.as_deref()),
     };
     match result {

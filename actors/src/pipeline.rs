@@ -19,6 +19,7 @@ use crate::actor::dispatcher::Dispatcher;
 use crate::actor::features::FeatureActor;
 use crate::actor::file_source::{FileSource, FileSourceSettings, StopSource};
 use crate::actor::obs_source::ObsSource;
+use crate::actor::source_manager::{AdoptPath, ApplySources, AudioSourceSpec, SourceManager};
 use crate::actor::store_writer::{Flush, StoreWriter};
 use crate::actor::sync::{SyncActor, SyncSettings};
 use crate::delivery::ExternalService;
@@ -35,6 +36,8 @@ pub struct PipelineSettings {
     pub obs: Option<(String, ObsSettings)>,
     /// Id of the audio source the activity classifier hears (`None`: video only).
     pub primary_audio: Option<String>,
+    /// The configured audio sources (microphones, RTSP, VBAN streams).
+    pub audio_sources: Vec<AudioSourceSpec>,
     pub sync: SyncSettings,
     pub window: Duration,
     pub motion_threshold: u8,
@@ -56,6 +59,8 @@ pub struct Pipeline {
     pub store: Store,
     pub file_source: Option<Addr<FileSource>>,
     pub obs: Option<Addr<ObsSource>>,
+    /// Runs the `[[sources]]` audio sources; changes them at run time.
+    pub sources: Addr<SourceManager>,
     pub sync: Addr<SyncActor>,
     pub features: Addr<FeatureActor>,
     pub classifier: Addr<ClassifierActor>,
@@ -170,12 +175,14 @@ impl Pipeline {
         });
         let hearing = Arbiter::new();
         let mut paths = Vec::new();
+        let file_id = settings
+            .file_source
+            .as_ref()
+            .map_or_else(|| "file".to_string(), |f| f.id.clone());
         let file_source = match (settings.file_source, file_counters) {
             (Some(fs), Some(counters)) => {
-                let (file_audio_tx, file_audio_rx) = drop_oldest(
-                    settings.queue_chunks,
-                    counters.audio_chunks_dropped.clone(),
-                );
+                let (file_audio_tx, file_audio_rx) =
+                    drop_oldest(settings.queue_chunks, counters.audio_chunks_dropped.clone());
                 if fs.streams.audio {
                     let primary = (settings.primary_audio.as_deref() == Some(fs.id.as_str()))
                         .then(|| sync_audio_tx.clone());
@@ -203,9 +210,31 @@ impl Pipeline {
             _ => None,
         };
 
+        let sources = {
+            let (board, clock, sync_audio, hearing) = (
+                board.clone(),
+                clock.clone(),
+                sync_audio_tx.clone(),
+                hearing.handle(),
+            );
+            let queue_chunks = settings.queue_chunks;
+            SourceManager::new(board, clock, queue_chunks, sync_audio, hearing).start()
+        };
+        if let Some(fs_path) = paths.first() {
+            sources.do_send(AdoptPath {
+                id: file_id.clone(),
+                path: fs_path.clone(),
+            });
+        }
+        sources.do_send(ApplySources {
+            sources: settings.audio_sources,
+            primary: settings.primary_audio.clone(),
+        });
+
         Ok(Self {
             board,
             store,
+            sources,
             file_source,
             obs,
             sync,
@@ -221,6 +250,13 @@ impl Pipeline {
 
     /// Stops the sources, flushes the store, and stops the arbiters.
     pub async fn shutdown(self) {
+        let _ = self
+            .sources
+            .send(ApplySources {
+                sources: Vec::new(),
+                primary: None,
+            })
+            .await;
         if let Some(fs) = &self.file_source {
             let _ = fs.send(StopSource).await;
         }

@@ -69,7 +69,8 @@ fn pulse() -> &'static Pulse {
         for tool in ["pulseaudio", "pactl", "paplay"] {
             require(tool);
         }
-        let dir = std::env::temp_dir().join(format!("cav-mic-test-{}", std::process::id()));
+        remove_stale_dirs();
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}", std::process::id()));
         let pulse = Pulse { dir };
         pulse.harness(&["start", &pulse.dir_str(), &std::process::id().to_string()]);
         let env = std::fs::read_to_string(pulse.dir.join("env")).expect("the harness's env file");
@@ -80,6 +81,39 @@ fn pulse() -> &'static Pulse {
         }
         pulse
     })
+}
+
+const DIR_PREFIX: &str = "cav-mic-test-";
+
+/// Removes the server directories of earlier test runs whose process has exited (their servers
+/// were stopped by the harness's watchdog, but a test binary cannot clean up after itself).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix(DIR_PREFIX) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The tones, made once and kept between runs (in the target directory).
+fn tone_file(hz: f64, amplitude: f64, seconds: f64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mic-tones");
+    std::fs::create_dir_all(&dir).expect("the tone directory");
+    let wav = dir.join(format!("tone-{hz}-{amplitude}-{seconds}.wav"));
+    if !wav.exists() {
+        // Written aside and renamed, so that a concurrent run never plays half a file.
+        let part = dir.join(format!("tone.{}.part", std::process::id()));
+        write_tone(&part, hz, amplitude, seconds);
+        std::fs::rename(&part, &wav).expect("cannot move the tone into place");
+    }
+    wav
 }
 
 impl Pulse {
@@ -102,12 +136,7 @@ impl Pulse {
 
     /// Plays a sine tone (48 kHz stereo, 16 bit) into `sink` until the returned guard drops.
     fn play(&self, sink: &str, hz: f64, amplitude: f64, seconds: f64) -> Player {
-        let wav = self
-            .dir
-            .join(format!("tone-{hz}-{amplitude}-{seconds}.wav"));
-        if !wav.exists() {
-            write_tone(&wav, hz, amplitude, seconds);
-        }
+        let wav = tone_file(hz, amplitude, seconds);
         let child = Command::new("paplay")
             .arg(format!("--device={sink}"))
             .arg(&wav)
@@ -536,6 +565,14 @@ async fn reconnects_when_the_sound_server_comes_back() {
     .await;
     println!("while away: {:#?}", rig.status());
     actix_rt::time::sleep(Duration::from_secs(2)).await;
+    // The device it had open is gone, not unknown: still Reconnecting, not Error.
+    let s = rig.status();
+    assert_eq!(s.status.state, SourceState::Reconnecting, "{s:#?}");
+    assert!(
+        s.decode_errors <= 100,
+        "a broken stream counted as {} glitches",
+        s.decode_errors
+    );
 
     pulse.harness(&["start", &pulse.dir_str(), &std::process::id().to_string()]);
     let _tone = pulse.play("vsink", 1000.0, 0.2, 30.0);

@@ -5,6 +5,7 @@
 
 pub mod dto;
 pub mod obs;
+pub mod sources;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct ApiState {
     pub window_s: f64,
     /// The OBS source, when enabled.
     pub obs: Option<actix::Addr<cav_actors::actor::obs_source::ObsSource>>,
+    /// The configuration and the audio sources it runs.
+    pub sources: sources::SourcesState,
 }
 
 /// Largest request body accepted, in bytes.
@@ -48,6 +51,7 @@ pub(crate) fn json_error(status: StatusCode, error: impl Into<String>) -> warp::
 
 pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let obs_routes = obs::routes(state.clone());
+    let source_routes = sources::routes(state.clone());
     let with_state = warp::any().map(move || state.clone());
 
     let health = warp::path!("api" / "health").and(warp::get()).map(|| {
@@ -75,6 +79,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(current)
         .or(status)
         .or(obs_routes)
+        .or(source_routes)
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");

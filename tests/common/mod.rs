@@ -74,11 +74,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cav run` on a free port with its data in `data_dir` and the given extra env.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with_args(data_dir, &[], env)
+    }
+
+    /// Like [`Daemon::start`], with extra arguments after `run` (e.g. `--config FILE`).
+    pub fn start_with_args(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let log = data_dir.join("daemon.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = cav();
         cmd.arg("run")
+            .args(args)
             .current_dir(data_dir)
             .env("CAV_HTTP__BIND", format!("127.0.0.1:{port}"))
             .env("CAV_STORAGE__DATA_DIR", data_dir.join("data"))

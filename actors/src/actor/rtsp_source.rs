@@ -326,8 +326,7 @@ impl RtspSource {
         let now = self.clock.now();
         // `source_error` also shows the Error state; `source_state` then sets the real one.
         self.board.source_error(&self.id, error.to_string(), now);
-        self.board
-            .source_state(&self.id, state, Some(detail), now);
+        self.board.source_state(&self.id, state, Some(detail), now);
     }
 
     /// The current backoff, then doubles it for next time.
@@ -448,7 +447,12 @@ impl RtspSource {
     }
 
     /// Handles ffmpeg's exit (or a restart the actor decided on): why, and when to retry.
-    fn session_ended(&mut self, mut session: Session, status: Option<ExitStatus>, why: Option<String>) {
+    fn session_ended(
+        &mut self,
+        mut session: Session,
+        status: Option<ExitStatus>,
+        why: Option<String>,
+    ) {
         session.shutdown();
         let got_audio = session.shared.samples.load(Ordering::Relaxed) > 0;
         let tail = session.stderr_tail();
@@ -484,7 +488,7 @@ impl RtspSource {
         }
         let now = Instant::now();
         let Some(session) = self.session.as_mut() else {
-            if self.retry_at.map_or(true, |t| now >= t) {
+            if self.retry_at.is_none_or(|t| now >= t) {
                 self.start_session();
             }
             return;
@@ -521,7 +525,9 @@ impl RtspSource {
                         STALL_AFTER.as_secs()
                     );
                     self.set_state(SourceState::Stalled, detail);
-                } else if self.healthy_since.is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
+                } else if self
+                    .healthy_since
+                    .is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
                 {
                     self.backoff = BACKOFF_MIN;
                 }
@@ -590,7 +596,10 @@ impl Handler<StopRtsp> for RtspSource {
         self.halted = true;
         self.retry_at = None;
         self.stop_session();
-        self.set_state(SourceState::Stopped, format!("stopped ({})", self.shown_url));
+        self.set_state(
+            SourceState::Stopped,
+            format!("stopped ({})", self.shown_url),
+        );
     }
 }
 
@@ -742,7 +751,9 @@ impl ReadJob {
                 }
             }));
             if bad > 0 {
-                self.counters.decode_errors.fetch_add(bad, Ordering::Relaxed);
+                self.counters
+                    .decode_errors
+                    .fetch_add(bad, Ordering::Relaxed);
             }
             buf.copy_within(whole..filled, 0);
             carry = filled - whole;
@@ -928,7 +939,9 @@ fn redact_userinfo(text: &str) -> String {
         let tail = &rest[start..];
         // The authority ends at the path, the query, or anything that ends a URL in prose.
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"' || c == '\'')
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"' || c == '\''
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@').and_then(|at| {
@@ -986,7 +999,13 @@ mod tests {
             "[tcp @ 0x1] to rtsp://u:***@h/x failed"
         );
         // Nothing to hide: unchanged.
-        for s in ["rtsp://cam/x", "rtsp://user@cam/x", "no url here", "a://", "://@:"] {
+        for s in [
+            "rtsp://cam/x",
+            "rtsp://user@cam/x",
+            "no url here",
+            "a://",
+            "://@:",
+        ] {
             assert_eq!(redact_url(s), s);
         }
         assert_eq!(redact_url("rtsp://u:p@h"), "rtsp://u:***@h");
@@ -1000,10 +1019,18 @@ mod tests {
         s.transport = RtspTransport::Udp;
         s.timeout = Duration::from_millis(2500);
         let args = RtspSource::ffmpeg_args(&s).join(" ");
-        assert!(args.contains("-rtsp_transport udp -timeout 2500000 -i rtsp://h/x -vn"), "{args}");
-        assert!(args.ends_with("-ac 1 -ar 16000 -flush_packets 1 -f f32le -"), "{args}");
+        assert!(
+            args.contains("-rtsp_transport udp -timeout 2500000 -i rtsp://h/x -vn"),
+            "{args}"
+        );
+        assert!(
+            args.ends_with("-ac 1 -ar 16000 -flush_packets 1 -f f32le -"),
+            "{args}"
+        );
         s.timeout = Duration::ZERO;
-        assert!(RtspSource::ffmpeg_args(&s).join(" ").contains("-timeout 1 "));
+        assert!(RtspSource::ffmpeg_args(&s)
+            .join(" ")
+            .contains("-timeout 1 "));
     }
 
     fn ts(ms: i64) -> Timestamp {
@@ -1096,7 +1123,10 @@ mod tests {
         }
         assert_eq!(shifts, vec![Timestamp::from_millis(1000)]);
         assert_eq!(t.reanchors(), 1);
-        assert_eq!(t.stamp(n), Timestamp(anchor.0 + 1_000_000 + CaptureTimeline::span_us(n)));
+        assert_eq!(
+            t.stamp(n),
+            Timestamp(anchor.0 + 1_000_000 + CaptureTimeline::span_us(n))
+        );
     }
 
     fn explain(stderr: &[&str], success: bool, got_audio: bool, ran_for_s: u64) -> String {
@@ -1118,7 +1148,12 @@ mod tests {
         // Lines as ffmpeg 5.1 prints them.
         assert!(explain(&[], true, true, 15).starts_with("end of stream"));
         assert_eq!(
-            explain(&["Output file #0 does not contain any stream"], false, false, 1),
+            explain(
+                &["Output file #0 does not contain any stream"],
+                false,
+                false,
+                1
+            ),
             "the stream has no audio track"
         );
         assert_eq!(
@@ -1135,7 +1170,10 @@ mod tests {
         );
         assert_eq!(
             explain(
-                &["[rtsp @ 0x1] method DESCRIBE failed: 404 Not Found", "x: Server returned 404 Not Found"],
+                &[
+                    "[rtsp @ 0x1] method DESCRIBE failed: 404 Not Found",
+                    "x: Server returned 404 Not Found"
+                ],
                 false,
                 false,
                 0
@@ -1143,10 +1181,17 @@ mod tests {
             "the server has no such stream (404 Not Found)"
         );
         assert_eq!(
-            explain(&["rtsp://h/x: Invalid data found when processing input"], false, false, 2),
+            explain(
+                &["rtsp://h/x: Invalid data found when processing input"],
+                false,
+                false,
+                2
+            ),
             "no answer from the server within 2.0 s"
         );
-        assert!(explain(&["rtsp://h/x: Connection timed out"], true, true, 9).contains("timed out"));
+        assert!(
+            explain(&["rtsp://h/x: Connection timed out"], true, true, 9).contains("timed out")
+        );
         assert_eq!(
             explain(&["something odd"], false, false, 0),
             "ffmpeg exited with status 1: something odd"

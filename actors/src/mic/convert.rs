@@ -119,7 +119,7 @@ pub fn choose_config(
         .into_iter()
         .find(|&hz| best.min_sample_rate().0 <= hz && hz <= best.max_sample_rate().0)
         .map_or(best.max_sample_rate(), cpal::SampleRate);
-    best.clone().try_with_sample_rate(rate)
+    (*best).try_with_sample_rate(rate)
 }
 
 #[cfg(test)]

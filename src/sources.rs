@@ -1,0 +1,61 @@
+//! From `[[sources]]` entries to the pipeline's source specs.
+
+use cav_actors::actor::mic_source::MicSettings;
+use cav_actors::actor::rtsp_source::{RtspSettings, RtspTransport};
+use cav_actors::actor::source_manager::{AudioSourceKind, AudioSourceSpec};
+use cav_actors::mic::DeviceSelector;
+
+use crate::config::{Config, SourceDef, SourceKind};
+
+/// "default", a number (an index in `cav devices`), or a device name.
+pub fn device_selector(device: Option<&str>) -> DeviceSelector {
+    match device.map(str::trim) {
+        None | Some("") | Some("default") => DeviceSelector::Default,
+        Some(d) => match d.parse::<usize>() {
+            Ok(i) => DeviceSelector::Index(i),
+            Err(_) => DeviceSelector::Name(d.to_string()),
+        },
+    }
+}
+
+/// The spec of one validated entry; `None` for kinds the source manager does not run.
+pub fn spec(def: &SourceDef) -> Option<AudioSourceSpec> {
+    let kind = match def.kind {
+        SourceKind::Microphone => AudioSourceKind::Microphone(MicSettings {
+            device: device_selector(def.device.as_deref()),
+        }),
+        SourceKind::Rtsp => {
+            let mut settings = RtspSettings::new(def.url.clone().unwrap_or_default());
+            if def.transport.as_deref() == Some("udp") {
+                settings.transport = RtspTransport::Udp;
+            }
+            AudioSourceKind::Rtsp(settings)
+        }
+        SourceKind::Vban => return None,
+    };
+    Some(AudioSourceSpec {
+        id: def.id.clone(),
+        enabled: def.enabled,
+        kind,
+    })
+}
+
+pub fn specs(config: &Config) -> Vec<AudioSourceSpec> {
+    config.sources.iter().filter_map(spec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_strings_select_devices() {
+        assert_eq!(device_selector(None), DeviceSelector::Default);
+        assert_eq!(device_selector(Some("default")), DeviceSelector::Default);
+        assert_eq!(device_selector(Some("2")), DeviceSelector::Index(2));
+        assert_eq!(
+            device_selector(Some("pulse")),
+            DeviceSelector::Name("pulse".into())
+        );
+    }
+}
