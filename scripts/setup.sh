@@ -4,9 +4,13 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential pkg-config clang libclang-dev libopencv-dev libasound2-dev ca-certificates curl)
-# Test peers: python3 runs the webhook receiver; OBS Studio + Xvfb are the real OBS for the
-# OBS tests; ffmpeg (ffprobe) checks media files.
-TEST_PKGS=(python3 obs-studio xvfb x11-utils ffmpeg)
+# Real peers for the tests: python3 (webhook receiver, VBAN sender), OBS Studio + Xvfb (+ Mesa for
+# software rendering), PulseAudio with the ALSA plugin (microphone tests), GStreamer's RTSP server
+# and ffmpeg (RTSP tests).
+TEST_PKGS=(python3 python3-venv obs-studio xvfb x11-utils libgl1-mesa-dri ffmpeg
+  pulseaudio pulseaudio-utils libasound2-plugins
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -23,6 +27,18 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  # The third-party VBAN sender (PyPI) lives in a virtual environment of its own: Debian's
+  # Python does not take pip installs system-wide.
+  VENV="$HOME/.cache/cav-test-venv"
+  if ! "$VENV/bin/python" -c "import aiovban" 2>/dev/null; then
+    echo "setup: installing aiovban==1.1.1 into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q aiovban==1.1.1
+  fi
+  export CAV_TEST_PYTHON="$VENV/bin/python"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

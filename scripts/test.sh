@@ -10,7 +10,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Library, binary and integration tests (the crates have no doc tests).
 set +e
-cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line with the totals over every test binary.

@@ -47,6 +47,9 @@ pub struct AnalyzeArgs {
     pub window: Option<f64>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     pub format: OutputFormat,
+    /// Skip YAMNet and sound events (faster; activity windows only).
+    #[arg(long)]
+    pub no_hearing: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

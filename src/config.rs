@@ -66,10 +66,51 @@ pub struct Config {
     pub external_service: ExternalServiceConfig,
     pub log: LogConfig,
     pub vban: VbanConfig,
+    pub hearing: HearingSection,
     /// Audio sources besides the file source: microphones, VBAN streams, RTSP streams.
     #[serde(default)]
     pub sources: Vec<SourceDef>,
 }
+
+/// `[hearing]`: YAMNet on every audio source, live labels and sound events.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HearingSection {
+    pub enabled: bool,
+    /// Weights file; empty = the YAMNet weights built into the binary.
+    pub model: String,
+    pub hop_s: f32,
+    pub level_gate_dbfs: f32,
+    pub top_k: usize,
+    /// Seconds before a webhook POST is abandoned (each try).
+    pub webhook_timeout_s: f64,
+    /// Per event kind overrides of the built-in threshold and minimum gap.
+    #[serde(default)]
+    pub events: std::collections::BTreeMap<String, EventRuleSection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventRuleSection {
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default)]
+    pub min_gap_s: Option<f32>,
+    /// false turns this kind of event off.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Event kinds `[hearing.events.<kind>]` may name.
+pub const EVENT_KINDS: [&str; 7] = [
+    "clap",
+    "applause",
+    "speech",
+    "phone_ring",
+    "snoring",
+    "dishes",
+    "typing",
+];
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -276,6 +317,9 @@ pub struct FileSourceConfig {
     #[serde(rename = "loop")]
     pub looping: bool,
     pub streams: FileStreams,
+    /// Where the file source's sound events are POSTed.
+    #[serde(default)]
+    pub webhook: Option<String>,
 }
 
 /// Which streams of the file the file source plays.
@@ -426,6 +470,7 @@ impl Config {
         blank(&mut self.external_service.url);
         blank(&mut self.external_service.token);
         blank(&mut self.obs.password);
+        blank(&mut self.file.webhook);
         self
     }
 
@@ -466,6 +511,14 @@ impl Config {
                 return Err(ConfigError::invalid(
                     "obs.enabled",
                     "only one video source at a time: set file.enabled = false, or file.streams = \"audio\"",
+                ));
+            }
+        }
+        if let Some(url) = &self.file.webhook {
+            if !is_http_url(url) {
+                return Err(ConfigError::invalid(
+                    "file.webhook",
+                    format!("{url:?} is not an http:// or https:// URL"),
                 ));
             }
         }
@@ -539,6 +592,44 @@ impl Config {
                 format!("{:?} is not an address like 0.0.0.0:6980", self.vban.bind),
             )
         })?;
+        range("hearing.hop_s", self.hearing.hop_s as f64, 0.02, 0.975)?;
+        range(
+            "hearing.level_gate_dbfs",
+            self.hearing.level_gate_dbfs as f64,
+            -120.0,
+            0.0,
+        )?;
+        range("hearing.top_k", self.hearing.top_k as f64, 1.0, 521.0)?;
+        range(
+            "hearing.webhook_timeout_s",
+            self.hearing.webhook_timeout_s,
+            0.1,
+            60.0,
+        )?;
+        if !self.hearing.model.is_empty() && !Path::new(&self.hearing.model).is_file() {
+            return Err(ConfigError::invalid(
+                "hearing.model",
+                format!("no such file: {}", self.hearing.model),
+            ));
+        }
+        for (kind, rule) in &self.hearing.events {
+            let at = format!("hearing.events.{kind}");
+            if !EVENT_KINDS.contains(&kind.as_str()) {
+                return Err(ConfigError::invalid(
+                    &at,
+                    format!(
+                        "unknown event kind; expected one of {}",
+                        EVENT_KINDS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(t) = rule.threshold {
+                range(&format!("{at}.threshold"), t as f64, 0.0, 1.0)?;
+            }
+            if let Some(g) = rule.min_gap_s {
+                range(&format!("{at}.min_gap_s"), g as f64, 0.0, 3600.0)?;
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, source) in self.sources.iter().enumerate() {
             let at = format!("sources[{i}]");
@@ -812,6 +903,19 @@ mod tests {
             ),
             ("[obs]\nport = 70000\n", "obs.port"),
             ("[obs]\njpeg_quality = 0\n", "obs.jpeg_quality"),
+            ("[hearing]\nhop_s = 2.0\n", "hearing.hop_s"),
+            (
+                "[hearing.events.whistle]\nthreshold = 0.5\n",
+                "hearing.events.whistle",
+            ),
+            (
+                "[hearing.events.clap]\nthreshold = 1.5\n",
+                "hearing.events.clap.threshold",
+            ),
+            (
+                "[hearing.events.clap]\nloudness = 1\n",
+                "hearing.events.clap.loudness",
+            ),
             (
                 "[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n",
                 "classifier.window_s",

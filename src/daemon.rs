@@ -186,7 +186,24 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
             },
         )
     });
+    let hearing = if config.hearing.enabled {
+        Some((
+            crate::hearing::load_yamnet(&config.hearing)?,
+            crate::hearing::hearing_config(&config.hearing),
+        ))
+    } else {
+        None
+    };
     Ok(PipelineSettings {
+        hearing,
+        file_webhook: config.file.webhook.clone(),
+        webhook_timeout: Duration::from_secs_f64(config.hearing.webhook_timeout_s),
+        // Validated in `Config::validate`.
+        vban_bind: config
+            .vban
+            .bind
+            .parse()
+            .unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 6980))),
         primary_audio: primary_audio(config),
         audio_sources: crate::sources::specs(config),
         file_source,

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod config_file;
 mod daemon;
+mod hearing;
 mod logging;
 mod offline;
 mod sources;

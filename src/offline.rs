@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cav_actors::offline::{analyze_file, OfflineSettings, OfflineWindow};
+use cav_actors::offline::{analyze_file, OfflineOutput, OfflineSettings, OfflineWindow};
 use cav_core::{ActivityClass, Classifier, RuleClassifier};
 use serde::Serialize;
 
@@ -54,13 +54,32 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
             .collect();
         writeln!(out, "{}", header.join(","))?;
     }
-    let report = analyze_file(&args.file, &settings, &classifier as &dyn Classifier, |w| {
-        if write_error.is_none() {
-            if let Err(e) = write_window(&mut out, &w, args.format) {
-                write_error = Some(e);
+    let mut hearing = if config.hearing.enabled && !args.no_hearing {
+        let yamnet = crate::hearing::load_yamnet(&config.hearing)?;
+        Some(cav_models::hearing::Hearing::new(
+            yamnet,
+            crate::hearing::hearing_config(&config.hearing),
+        ))
+    } else {
+        None
+    };
+    let report = analyze_file(
+        &args.file,
+        &settings,
+        &classifier as &dyn Classifier,
+        hearing.as_mut(),
+        |o| {
+            if write_error.is_none() {
+                let written = match &o {
+                    OfflineOutput::Window(w) => write_window(&mut out, w, args.format),
+                    OfflineOutput::Event(e) => write_event(&mut out, e, args.format),
+                };
+                if let Err(e) = written {
+                    write_error = Some(e);
+                }
             }
-        }
-    })
+        },
+    )
     .with_context(|| format!("cannot analyse {}", args.file.display()))?;
     if let Some(e) = write_error {
         return Err(e.into());
@@ -71,6 +90,37 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
     }
     tracing::debug!(?report, "analysis finished");
     Ok(())
+}
+
+/// One output line per sound event (`--format json`); in CSV, events are not written (the CSV
+/// has one row per window).
+#[derive(Debug, Serialize)]
+struct EventLine<'a> {
+    kind: &'static str,
+    t: f64,
+    label: &'a str,
+    score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t_end: Option<f64>,
+}
+
+fn write_event(
+    out: &mut impl Write,
+    e: &cav_models::hearing::SoundEvent,
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    if format != OutputFormat::Json {
+        return Ok(());
+    }
+    let line = EventLine {
+        kind: "sound_event",
+        t: round3(e.onset),
+        label: e.kind.as_str(),
+        score: e.score,
+        t_end: e.end.map(round3),
+    };
+    let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+    writeln!(out, "{json}")
 }
 
 fn write_window(

@@ -18,7 +18,7 @@ pub fn device_selector(device: Option<&str>) -> DeviceSelector {
     }
 }
 
-/// The spec of one validated entry; `None` for kinds the source manager does not run.
+/// The spec of one validated entry.
 pub fn spec(def: &SourceDef) -> Option<AudioSourceSpec> {
     let kind = match def.kind {
         SourceKind::Microphone => AudioSourceKind::Microphone(MicSettings {
@@ -31,12 +31,17 @@ pub fn spec(def: &SourceDef) -> Option<AudioSourceSpec> {
             }
             AudioSourceKind::Rtsp(settings)
         }
-        SourceKind::Vban => return None,
+        SourceKind::Vban => AudioSourceKind::Vban {
+            stream: def.stream.clone().unwrap_or_default(),
+            // Validated as an IP address.
+            sender: def.sender.as_deref().and_then(|s| s.parse().ok()),
+        },
     };
     Some(AudioSourceSpec {
         id: def.id.clone(),
         enabled: def.enabled,
         kind,
+        webhook: def.webhook.clone(),
     })
 }
 

@@ -24,11 +24,24 @@ fn analyze(args: &[&str]) -> (bool, String, String) {
 fn the_demo_clip_is_a_conversation_then_a_quiet_still_scene() {
     let (ok, stdout, stderr) = analyze(&["data/demo/demo.mp4", "--window", "4"]);
     assert!(ok, "{stderr}");
-    let lines: Vec<Value> = stdout
+    let all: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
+    let lines: Vec<&Value> = all.iter().filter(|l| l["kind"] == "activity").collect();
     assert_eq!(lines.len(), 10, "40 s in 4 s windows");
+    // YAMNet hears the two voices: speech events during the conversation, none in the quiet
+    // part.
+    let speech: Vec<f64> = all
+        .iter()
+        .filter(|l| l["kind"] == "sound_event" && l["label"] == "speech")
+        .map(|l| l["t"].as_f64().unwrap())
+        .collect();
+    assert!(!speech.is_empty(), "no speech event: {stdout}");
+    assert!(
+        speech.iter().all(|&t| t < 25.0),
+        "speech after 24 s: {speech:?}"
+    );
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["kind"], "activity");
         assert_eq!(l["t_start"].as_f64().unwrap(), 4.0 * i as f64);

@@ -132,3 +132,60 @@ mod tests {
         assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }
+
+/// The JSON POSTed to a source's webhook for each sound event.
+#[derive(Debug, Serialize)]
+pub struct EventWebhookPayload {
+    /// `clap`, `applause`, … or `test` for `/api/webhooks/test`.
+    pub event: String,
+    pub source: String,
+    /// The onset, ISO-8601 UTC.
+    pub timestamp: String,
+    pub onset_ms: i64,
+    pub score: f32,
+    /// The end of an event with a duration (applause).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<i64>,
+}
+
+impl From<&crate::events::SoundEventRecord> for EventWebhookPayload {
+    fn from(e: &crate::events::SoundEventRecord) -> Self {
+        Self {
+            event: e.kind.clone(),
+            source: e.source.clone(),
+            timestamp: iso8601(e.onset_ms),
+            onset_ms: e.onset_ms,
+            score: e.score,
+            end_ms: e.end_ms,
+        }
+    }
+}
+
+/// POSTs JSON to a webhook URL once; Ok with the status code on 2xx.
+pub fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    payload: &impl Serialize,
+) -> Result<u16, DeliveryError> {
+    match agent.post(url).send_json(payload) {
+        Ok(resp) => Ok(resp.status()),
+        Err(ureq::Error::Status(status, _)) => Err(DeliveryError::Status {
+            url: url.to_string(),
+            status,
+        }),
+        Err(e) => Err(DeliveryError::Transport {
+            url: url.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl DeliveryError {
+    /// Worth another try: the receiver may be back soon (refused, timed out, 5xx, 408, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Self::Transport { .. } => true,
+        }
+    }
+}

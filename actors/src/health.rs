@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cav_core::Timestamp;
 use serde::Serialize;
 
+use crate::events::{EventBus, LabelsReading, LiveEvent};
 use crate::messages::Classification;
 
 /// Lifecycle of a supervised actor.
@@ -99,6 +100,9 @@ pub struct PipelineCounters {
     pub delivery_errors: AtomicU64,
     /// Chunks of the classifier's audio source dropped before the sync stage.
     pub sync_audio_dropped: Arc<AtomicU64>,
+    pub sound_events: AtomicU64,
+    pub webhooks_sent: AtomicU64,
+    pub webhook_errors: AtomicU64,
 }
 
 /// A copy of [`PipelineCounters`] at one moment.
@@ -112,6 +116,9 @@ pub struct PipelineSnapshot {
     pub delivered: u64,
     pub delivery_errors: u64,
     pub sync_audio_dropped: u64,
+    pub sound_events: u64,
+    pub webhooks_sent: u64,
+    pub webhook_errors: u64,
 }
 
 impl PipelineCounters {
@@ -126,6 +133,9 @@ impl PipelineCounters {
             delivered: load(&self.delivered),
             delivery_errors: load(&self.delivery_errors),
             sync_audio_dropped: load(&self.sync_audio_dropped),
+            sound_events: load(&self.sound_events),
+            webhooks_sent: load(&self.webhooks_sent),
+            webhook_errors: load(&self.webhook_errors),
         }
     }
 }
@@ -138,6 +148,7 @@ struct SourceEntry {
 
 #[derive(Debug, Default)]
 struct Inner {
+    labels: BTreeMap<String, LabelsReading>,
     actors: BTreeMap<String, ActorStatus>,
     sources: BTreeMap<String, SourceEntry>,
     current: Option<Classification>,
@@ -149,6 +160,7 @@ struct Inner {
 pub struct StatusBoard {
     inner: Arc<Mutex<Inner>>,
     counters: Arc<PipelineCounters>,
+    bus: EventBus,
 }
 
 /// A copy of one source's status and counters.
@@ -178,6 +190,27 @@ impl StatusBoard {
 
     pub fn counters(&self) -> &PipelineCounters {
         &self.counters
+    }
+
+    /// The live event bus (`/api/events`).
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Records what a source hears now and streams it.
+    pub fn set_labels(&self, source: &str, reading: LabelsReading) {
+        self.lock()
+            .labels
+            .insert(source.to_string(), reading.clone());
+        self.bus.publish(LiveEvent::Labels {
+            source: source.to_string(),
+            reading,
+        });
+    }
+
+    /// The latest labels of every source.
+    pub fn labels(&self) -> BTreeMap<String, LabelsReading> {
+        self.lock().labels.clone()
     }
 
     pub fn actor_state(&self, name: &str, state: ActorState, now: Timestamp) {
@@ -297,7 +330,9 @@ impl StatusBoard {
 
     /// Forgets a source that was removed from the configuration.
     pub fn remove_source(&self, id: &str) {
-        self.lock().sources.remove(id);
+        let mut inner = self.lock();
+        inner.sources.remove(id);
+        inner.labels.remove(id);
     }
 
     pub fn sources(&self) -> BTreeMap<String, SourceSnapshot> {

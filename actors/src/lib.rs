@@ -8,6 +8,7 @@
 
 pub mod actor;
 pub mod delivery;
+pub mod events;
 pub mod health;
 pub mod media;
 pub mod messages;

@@ -33,6 +33,14 @@ pub struct OfflineWindow {
     pub decision: Decision,
 }
 
+/// What the analysis finds, in the order it is found.
+#[derive(Clone, Debug)]
+pub enum OfflineOutput {
+    Window(OfflineWindow),
+    /// A sound event; its times are seconds from the start of the file.
+    Event(cav_models::hearing::SoundEvent),
+}
+
 /// Counters of a finished analysis.
 #[derive(Clone, Debug, Default)]
 pub struct OfflineReport {
@@ -41,14 +49,17 @@ pub struct OfflineReport {
     pub skipped_frames: u64,
     pub skipped_packets: u64,
     pub windows: u64,
+    pub sound_events: u64,
 }
 
-/// Analyses `path`, calling `on_window` for each window as soon as it is classified.
+/// Analyses `path`, calling `on_output` for each window as soon as it is classified and, when
+/// `hearing` is given, for each sound event.
 pub fn analyze_file(
     path: &Path,
     settings: &OfflineSettings,
     classifier: &dyn Classifier,
-    mut on_window: impl FnMut(OfflineWindow),
+    mut hearing: Option<&mut cav_models::hearing::Hearing>,
+    mut on_output: impl FnMut(OfflineOutput),
 ) -> Result<OfflineReport, MediaError> {
     let info = media::probe(path)?;
     let mut video = match info.video {
@@ -69,15 +80,27 @@ pub fn analyze_file(
     let mut report = OfflineReport::default();
     let interval = 1.0 / settings.analysis_fps;
 
-    let mut emit = |summary: WindowSummary, report: &mut OfflineReport| {
+    let mut emit = |out: OfflineOutput, report: &mut OfflineReport| {
+        match &out {
+            OfflineOutput::Window(_) => report.windows += 1,
+            OfflineOutput::Event(_) => report.sound_events += 1,
+        }
+        on_output(out);
+    };
+    let window = |summary: WindowSummary| {
         let decision = classifier.classify(&summary);
-        report.windows += 1;
-        on_window(OfflineWindow {
+        OfflineOutput::Window(OfflineWindow {
             t_start: summary.start.secs_f64(),
             t_end: summary.end.secs_f64(),
             summary,
             decision,
-        });
+        })
+    };
+    let heard = |outputs: Vec<cav_models::hearing::HearingOutput>| {
+        outputs.into_iter().filter_map(|o| match o {
+            cav_models::hearing::HearingOutput::Event(e) => Some(OfflineOutput::Event(e)),
+            cav_models::hearing::HearingOutput::Labels { .. } => None,
+        })
     };
 
     // Feed both streams in media-time order so the aligner never holds more than a span or two.
@@ -114,6 +137,11 @@ pub fn analyze_file(
                 break;
             };
             let t = Timestamp::from_secs_f64(audio_pos as f64 / cav_core::SAMPLE_RATE as f64);
+            if let Some(h) = hearing.as_deref_mut() {
+                for out in heard(h.push(t.secs_f64(), &samples)) {
+                    emit(out, &mut report);
+                }
+            }
             aligner.push_audio(t, &samples);
             audio_pos += samples.len() as u64;
             report.audio_samples += samples.len() as u64;
@@ -126,17 +154,22 @@ pub fn analyze_file(
         // cut only once every expected stream has passed its end.
         for span in aligner.poll(Timestamp(i64::MIN / 2)) {
             if let Some(w) = windows.push(extractor.extract(&span)) {
-                emit(w, &mut report);
+                emit(window(w), &mut report);
             }
+        }
+    }
+    if let Some(h) = hearing.as_deref_mut() {
+        for out in heard(h.flush()) {
+            emit(out, &mut report);
         }
     }
     for span in aligner.flush() {
         if let Some(w) = windows.push(extractor.extract(&span)) {
-            emit(w, &mut report);
+            emit(window(w), &mut report);
         }
     }
     if let Some(w) = windows.flush() {
-        emit(w, &mut report);
+        emit(window(w), &mut report);
     }
     report.skipped_frames = video.as_ref().map_or(0, |v| v.skipped());
     report.skipped_packets = audio.as_ref().map_or(0, |a| a.skipped_packets());

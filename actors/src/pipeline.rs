@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use cav_core::{Classifier, Clock, MonotonicClock};
 
-use crate::actor::audio_path::AudioPath;
+use crate::actor::audio_path::{AudioPath, HearingKit};
 use crate::actor::classifier::ClassifierActor;
 use crate::actor::dispatcher::Dispatcher;
 use crate::actor::features::FeatureActor;
@@ -22,6 +22,7 @@ use crate::actor::obs_source::ObsSource;
 use crate::actor::source_manager::{AdoptPath, ApplySources, AudioSourceSpec, SourceManager};
 use crate::actor::store_writer::{Flush, StoreWriter};
 use crate::actor::sync::{SyncActor, SyncSettings};
+use crate::actor::webhooks::WebhookSender;
 use crate::delivery::ExternalService;
 use crate::health::{ActorState, StatusBoard};
 use crate::messages::{AudioChunk, Classification, ExpectStreams};
@@ -38,6 +39,14 @@ pub struct PipelineSettings {
     pub primary_audio: Option<String>,
     /// The configured audio sources (microphones, RTSP, VBAN streams).
     pub audio_sources: Vec<AudioSourceSpec>,
+    /// YAMNet and the event rules; `None` turns hearing off.
+    pub hearing: Option<(Arc<cav_models::Yamnet>, cav_models::hearing::HearingConfig)>,
+    /// Where the file source's sound events are POSTed.
+    pub file_webhook: Option<String>,
+    /// Per-try timeout of webhook POSTs.
+    pub webhook_timeout: Duration,
+    /// Where the VBAN receiver listens (when a VBAN source is enabled).
+    pub vban_bind: std::net::SocketAddr,
     pub sync: SyncSettings,
     pub window: Duration,
     pub motion_threshold: u8,
@@ -174,6 +183,16 @@ impl Pipeline {
             audio: Some(settings.primary_audio.is_some()),
         });
         let hearing = Arbiter::new();
+        let webhooks = {
+            let (board, timeout) = (board.clone(), settings.webhook_timeout);
+            SyncArbiter::start(2, move || WebhookSender::new(board.clone(), timeout))
+        };
+        let kit = settings.hearing.clone().map(|(yamnet, config)| HearingKit {
+            yamnet,
+            config,
+            store: store_writer.clone().recipient(),
+            webhooks: webhooks.clone().recipient(),
+        });
         let mut paths = Vec::new();
         let file_id = settings
             .file_source
@@ -186,9 +205,15 @@ impl Pipeline {
                 if fs.streams.audio {
                     let primary = (settings.primary_audio.as_deref() == Some(fs.id.as_str()))
                         .then(|| sync_audio_tx.clone());
-                    let (board, clock, id) = (board.clone(), clock.clone(), fs.id.clone());
+                    let (board, clock, id, kit, webhook) = (
+                        board.clone(),
+                        clock.clone(),
+                        fs.id.clone(),
+                        kit.clone(),
+                        settings.file_webhook.clone(),
+                    );
                     paths.push(Supervisor::start_in_arbiter(&hearing.handle(), move |_| {
-                        AudioPath::new(id, board, clock, file_audio_rx, primary)
+                        AudioPath::new(id, board, clock, file_audio_rx, primary, kit, webhook)
                     }));
                 }
                 let (board, clock, expect) =
@@ -218,7 +243,17 @@ impl Pipeline {
                 hearing.handle(),
             );
             let queue_chunks = settings.queue_chunks;
-            SourceManager::new(board, clock, queue_chunks, sync_audio, hearing).start()
+            let vban_bind = settings.vban_bind;
+            SourceManager::new(
+                board,
+                clock,
+                queue_chunks,
+                sync_audio,
+                hearing,
+                kit,
+                vban_bind,
+            )
+            .start()
         };
         if let Some(fs_path) = paths.first() {
             sources.do_send(AdoptPath {

@@ -12,12 +12,14 @@ use cav_core::window::WindowSummary;
 use cav_core::{ActivityClass, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::events::SoundEventRecord;
 use crate::messages::Classification;
 
 /// Version of the records and trees below; checked at open.
 pub const SCHEMA_VERSION: u32 = 1;
 
 const TREE_CLASSIFICATIONS: &str = "classifications";
+const TREE_SOUND_EVENTS: &str = "sound_events";
 const META_SCHEMA: &[u8] = b"schema_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,7 @@ fn time_key(t: Timestamp) -> [u8; 8] {
 pub struct Store {
     db: sled::Db,
     classifications: sled::Tree,
+    sound_events: sled::Tree,
 }
 
 impl Store {
@@ -97,9 +100,11 @@ impl Store {
             }
         }
         let classifications = db.open_tree(TREE_CLASSIFICATIONS)?;
+        let sound_events = db.open_tree(TREE_SOUND_EVENTS)?;
         Ok(Self {
             db,
             classifications,
+            sound_events,
         })
     }
 
@@ -134,6 +139,39 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Stores a sound event (keyed by onset, then source and kind) and waits until it is on disk.
+    pub fn put_sound_event(&self, e: &SoundEventRecord) -> Result<(), StoreError> {
+        let mut key = time_key(Timestamp::from_millis(e.onset_ms)).to_vec();
+        key.extend_from_slice(e.source.as_bytes());
+        key.push(0);
+        key.extend_from_slice(e.kind.as_bytes());
+        self.sound_events.insert(key, serde_json::to_vec(e)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The newest `limit` sound events, newest first.
+    pub fn latest_sound_events(&self, limit: usize) -> Result<Vec<SoundEventRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.sound_events.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            match serde_json::from_slice(&value) {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    tracing::warn!(key = ?key, error = %e, "skipping unreadable sound event record")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn sound_event_count(&self) -> usize {
+        self.sound_events.len()
     }
 
     pub fn classification_count(&self) -> usize {
@@ -183,6 +221,44 @@ mod tests {
         assert_eq!(starts, vec![1_700_000_020, 1_700_000_010, 1_700_000_000]);
         assert_eq!(latest[0].scores.iter().count(), 7);
         assert_eq!(latest[0].classifier, "rules-v1");
+    }
+
+    #[test]
+    fn sound_events_come_back_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (ms, kind) in [
+            (3_000, "clap"),
+            (1_000, "clap"),
+            (3_000, "speech"),
+            (2_000, "applause"),
+        ] {
+            store
+                .put_sound_event(&SoundEventRecord {
+                    source: "mic".into(),
+                    kind: kind.into(),
+                    onset_ms: ms,
+                    end_ms: None,
+                    score: 0.5,
+                })
+                .unwrap();
+        }
+        assert_eq!(store.sound_event_count(), 4);
+        let got: Vec<(i64, String)> = store
+            .latest_sound_events(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.onset_ms, e.kind))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3_000, "speech".to_string()),
+                (3_000, "clap".to_string()),
+                (2_000, "applause".to_string()),
+                (1_000, "clap".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -585,3 +585,94 @@ async fn reconnects_when_the_sound_server_comes_back() {
     println!("after reconnecting: {state:?}; status {:#?}", rig.status());
     assert!(state.reopens >= 1);
 }
+
+#[actix_rt::test]
+async fn a_crashed_actor_is_restarted_and_captures_again() {
+    let _turn = turn();
+    let pulse = pulse();
+    let _tone = pulse.play("vsink", 1000.0, 0.2, 20.0);
+    let rig = Rig::start(DeviceSelector::Name(MONITOR.into()));
+    rig.wait_running(MONITOR).await;
+    rig.wait_for_tone(1000.0, Duration::from_secs(5)).await;
+
+    rig.addr
+        .send(cav_actors::supervise::InjectPanic)
+        .await
+        .unwrap();
+    let board = rig.board.clone();
+    rig.wait_for("a restart", Duration::from_secs(5), move |_| {
+        board.actors()[MicSource::NAME].restarts == 1
+    })
+    .await;
+    rig.wait_running(MONITOR).await;
+    rig.wait_for_tone(1000.0, Duration::from_secs(5)).await;
+    let state = rig.addr.send(GetMicState).await.unwrap().unwrap();
+    assert_eq!(state.selector, DeviceSelector::Name(MONITOR.into()));
+}
+
+#[actix_rt::test]
+async fn a_frozen_sound_server_shows_as_stalled_until_it_resumes() {
+    let _turn = turn();
+    let pulse = pulse();
+    let rig = Rig::start(DeviceSelector::Name(MONITOR.into()));
+    rig.wait_running(MONITOR).await;
+
+    // SIGSTOP freezes PulseAudio: no callbacks, and no errors either.
+    let pid = std::fs::read_to_string(pulse.dir.join("pulse.pid")).expect("pulse.pid");
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, pid.trim()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let frozen = Instant::now();
+    let stalled =
+        std::panic::AssertUnwindSafe(rig.wait_for("stalled", Duration::from_secs(5), |s| {
+            s.status.state == SourceState::Stalled
+        }));
+    let result = catch_panic(stalled).await;
+    let took = frozen.elapsed();
+    signal("-CONT");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    println!("stalled {took:?} after the server froze");
+    assert!(
+        took >= Duration::from_secs(2),
+        "stalled after only {took:?}"
+    );
+    let detail = rig.status().status.detail.unwrap_or_default();
+    assert!(detail.contains("no audio for over 2 s"), "{detail}");
+    rig.wait_running(MONITOR).await;
+    // On resuming, PulseAudio delivers the frozen seconds of the sink in a burst (nothing was
+    // lost), so the timeline must go on by sample count, not jump: no re-anchor, and the
+    // newest chunks are stamped in real time again.
+    rig.chunks.drain();
+    let got = rig.collect(Duration::from_millis(500)).await;
+    let state = rig.addr.send(GetMicState).await.unwrap().unwrap();
+    println!("after resuming: {state:?}");
+    assert_eq!(state.reanchors, 0, "{state:?}");
+    let (last, drained) = got.last().expect("chunks after resuming");
+    let lag = drained.secs_since(last.captured);
+    assert!(
+        (0.0..0.6).contains(&lag),
+        "the newest chunk is stamped {lag:.3} s before it arrived"
+    );
+}
+
+/// Runs a future, catching a panic in it (so the test can resume the server before failing).
+async fn catch_panic<F: std::future::Future + std::panic::UnwindSafe>(
+    f: F,
+) -> std::thread::Result<F::Output> {
+    let mut f = Box::pin(f);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
+}

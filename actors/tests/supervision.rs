@@ -144,3 +144,55 @@ async fn a_restarted_classifier_starts_a_fresh_window() {
     assert_eq!((c.start().millis(), c.end().millis()), (10_000, 12_000));
     assert_eq!(board.current().unwrap().start(), c.start());
 }
+
+#[actix_rt::test]
+async fn a_crashed_file_source_is_restarted_and_plays_again() {
+    use cav_actors::actor::file_source::{FileSource, FileSourceSettings, Streams};
+    use cav_actors::queue::drop_oldest;
+
+    struct Expect;
+    impl Actor for Expect {
+        type Context = Context<Self>;
+    }
+    impl Handler<cav_actors::messages::ExpectStreams> for Expect {
+        type Result = ();
+        fn handle(&mut self, _: cav_actors::messages::ExpectStreams, _: &mut Context<Self>) {}
+    }
+
+    let board = StatusBoard::new();
+    let clock = Arc::new(MonotonicClock::new());
+    let counters = board.register_source("file", "file", Timestamp(0));
+    let (video_tx, video_rx) = drop_oldest(64, counters.frames_dropped.clone());
+    let (audio_tx, _audio_rx) = drop_oldest(64, counters.audio_chunks_dropped.clone());
+    let settings = FileSourceSettings {
+        id: "file".into(),
+        path: concat!(env!("CARGO_MANIFEST_DIR"), "/../data/demo/demo.mp4").into(),
+        looping: true,
+        streams: Streams {
+            video: true,
+            audio: true,
+        },
+        analysis_fps: 10.0,
+        analysis_width: 160,
+    };
+    let expect = Expect.start().recipient();
+    let source = {
+        let (board, counters) = (board.clone(), counters.clone());
+        Supervisor::start(move |_| {
+            FileSource::new(settings, board, clock, video_tx, audio_tx, expect, counters)
+        })
+    };
+    assert!(
+        wait_until(|| video_rx.len() >= 3).await,
+        "no frames before the crash"
+    );
+    source.send(InjectPanic).await.unwrap();
+    assert!(wait_until(|| board.actors()["file_source"].restarts == 1).await);
+    video_rx.drain();
+    // The restarted actor starts a new decoder thread: frames flow again.
+    assert!(
+        wait_until(|| video_rx.len() >= 3).await,
+        "no frames after the restart: {:?}",
+        board.sources()["file"]
+    );
+}

@@ -4,6 +4,7 @@
 //! code). Handlers only read the status board and the store; they never block on an actor.
 
 pub mod dto;
+pub mod live;
 pub mod obs;
 pub mod sources;
 
@@ -52,6 +53,7 @@ pub(crate) fn json_error(status: StatusCode, error: impl Into<String>) -> warp::
 pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let obs_routes = obs::routes(state.clone());
     let source_routes = sources::routes(state.clone());
+    let live_routes = live::routes(state.clone());
     let with_state = warp::any().map(move || state.clone());
 
     let health = warp::path!("api" / "health").and(warp::get()).map(|| {
@@ -80,6 +82,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(status)
         .or(obs_routes)
         .or(source_routes)
+        .or(live_routes)
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");

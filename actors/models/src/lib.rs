@@ -4,6 +4,7 @@
 //!   TensorFlow log-mel frontend.
 
 mod error;
+pub mod hearing;
 pub mod yamnet;
 
 pub use error::ModelError;

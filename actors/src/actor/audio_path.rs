@@ -13,6 +13,9 @@ use actix::prelude::*;
 use cav_core::audio_features::AudioAnalyzer;
 use cav_core::{Clock, MonotonicClock, Timestamp, SAMPLE_RATE};
 
+use crate::actor::store_writer::StoreSoundEvent;
+use crate::actor::webhooks::SendEvent;
+use crate::events::{LabelScore, LabelsReading, LiveEvent, SoundEventRecord};
 use crate::health::{ActorState, LevelReading, StatusBoard};
 use crate::messages::AudioChunk;
 use crate::queue::{Drain, DropOldest};
@@ -31,8 +34,27 @@ pub struct SetPrimary(pub Option<DropOldest<AudioChunk>>);
 #[rtype(result = "()")]
 pub struct StopPath;
 
+/// What a path needs to hear: the model and rules, and where events go.
+#[derive(Clone)]
+pub struct HearingKit {
+    pub yamnet: Arc<cav_models::Yamnet>,
+    pub config: cav_models::hearing::HearingConfig,
+    pub store: Recipient<StoreSoundEvent>,
+    pub webhooks: Recipient<SendEvent>,
+}
+
+impl std::fmt::Debug for HearingKit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HearingKit").finish_non_exhaustive()
+    }
+}
+
 pub struct AudioPath {
     id: String,
+    kit: Option<HearingKit>,
+    hearing: Option<cav_models::hearing::Hearing>,
+    /// Where this source's sound events are POSTed.
+    webhook: Option<String>,
     pub(crate) board: StatusBoard,
     clock: Arc<MonotonicClock>,
     input: Drain<AudioChunk>,
@@ -55,9 +77,17 @@ impl AudioPath {
         clock: Arc<MonotonicClock>,
         input: Drain<AudioChunk>,
         primary: Option<DropOldest<AudioChunk>>,
+        kit: Option<HearingKit>,
+        webhook: Option<String>,
     ) -> Self {
+        let hearing = kit
+            .as_ref()
+            .map(|k| cav_models::hearing::Hearing::new(k.yamnet.clone(), k.config.clone()));
         Self {
             id,
+            kit,
+            hearing,
+            webhook,
             board,
             clock,
             input,
@@ -71,8 +101,69 @@ impl AudioPath {
     fn tick(&mut self) {
         for chunk in self.input.drain() {
             self.measure(&chunk);
+            self.hear(&chunk);
             if let Some(primary) = &self.primary {
                 primary.push(chunk);
+            }
+        }
+    }
+
+    /// Runs YAMNet and the event rules on the chunk; publishes labels and events.
+    fn hear(&mut self, chunk: &AudioChunk) {
+        use cav_models::hearing::HearingOutput;
+        let Some(hearing) = self.hearing.as_mut() else {
+            return;
+        };
+        // The hearing engine works in seconds; the pipeline clock is Unix time.
+        let outputs = hearing.push(chunk.captured.secs_f64(), &chunk.samples);
+        for out in outputs {
+            match out {
+                HearingOutput::Labels {
+                    t,
+                    level_dbfs,
+                    gated,
+                    top,
+                } => self.board.set_labels(
+                    &self.id,
+                    LabelsReading {
+                        t_ms: (t * 1000.0).round() as i64,
+                        level_dbfs,
+                        gated,
+                        top: top
+                            .into_iter()
+                            .map(|l| LabelScore {
+                                label: l.name,
+                                score: l.score,
+                            })
+                            .collect(),
+                    },
+                ),
+                HearingOutput::Event(e) => {
+                    let record = SoundEventRecord {
+                        source: self.id.clone(),
+                        kind: e.kind.as_str().to_string(),
+                        onset_ms: (e.onset * 1000.0).round() as i64,
+                        end_ms: e.end.map(|end| (end * 1000.0).round() as i64),
+                        score: e.score,
+                    };
+                    tracing::info!(source = %self.id, kind = %record.kind, onset_ms = record.onset_ms, score = record.score, "sound event");
+                    self.board
+                        .counters()
+                        .sound_events
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.board
+                        .bus()
+                        .publish(LiveEvent::SoundEvent(record.clone()));
+                    if let Some(kit) = &self.kit {
+                        if let Some(url) = &self.webhook {
+                            kit.webhooks.do_send(SendEvent {
+                                url: url.clone(),
+                                event: record.clone(),
+                            });
+                        }
+                        kit.store.do_send(StoreSoundEvent(record));
+                    }
+                }
             }
         }
     }
@@ -130,6 +221,10 @@ impl Supervised for AudioPath {
             .actor_restarted(&Self::name(&self.id), self.clock.now());
         self.second.clear();
         self.second_start = None;
+        self.hearing = self
+            .kit
+            .as_ref()
+            .map(|k| cav_models::hearing::Hearing::new(k.yamnet.clone(), k.config.clone()));
     }
 }
 

@@ -155,8 +155,13 @@ impl FileSource {
         }
     }
 
-    fn stop_worker(&mut self) {
-        self.stopped = true;
+    /// Stops the worker thread. `halt` also keeps it from being started again (a requested stop);
+    /// without it (the actor itself is stopping, e.g. to be restarted after a crash) the next
+    /// start of the actor starts a new worker.
+    fn stop_worker(&mut self, halt: bool) {
+        if halt {
+            self.stopped = true;
+        }
         if let Some(w) = self.worker.take() {
             w.stop.store(true, Ordering::SeqCst);
             // The worker checks the flag at least every 50 ms.
@@ -190,7 +195,7 @@ impl Actor for FileSource {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.stop_worker();
+        self.stop_worker(false);
         self.board
             .actor_state(Self::NAME, ActorState::Stopped, self.clock.now());
     }
@@ -205,7 +210,7 @@ impl Supervised for FileSource {
 impl Handler<StopSource> for FileSource {
     type Result = ();
     fn handle(&mut self, _: StopSource, _: &mut Self::Context) {
-        self.stop_worker();
+        self.stop_worker(true);
     }
 }
 

@@ -99,7 +99,7 @@ pub struct MicStateSnapshot {
     pub last_error: Option<String>,
     /// Times the capture timeline was re-anchored (lost samples or clock drift), all streams.
     pub reanchors: u64,
-    /// Times the device was (re)opened after a failure or stall.
+    /// Times the capture was retried after a failure or a stall.
     pub reopens: u64,
 }
 
@@ -275,7 +275,8 @@ impl MicSource {
         else {
             if self.retry_at.is_none_or(|t| now >= t) {
                 self.reopens += 1;
-                self.start_capture(None);
+                let stuck = self.retiring.take();
+                self.start_capture(stuck);
             }
             return;
         };

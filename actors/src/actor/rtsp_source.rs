@@ -26,11 +26,13 @@
 //!
 //! ```text
 //!  Connecting ──first audio──▶ Running ──no audio for 3 s──▶ Stalled ──audio again──▶ Running
-//!      │                          │                            │ (no audio for 10 s or 2× the
-//!      ▼                          ▼                            ▼  timeout: ffmpeg is restarted)
+//!      │                          │                            │
+//!      ▼                          ▼                            ▼
 //!  Reconnecting ◀── ffmpeg exited: end of stream, connection refused, 404, timeout, no audio
 //!      │            track… (last_error says which; backoff 0.5 s doubling to 30 s, reset after
-//!      └──first audio──▶ Running          10 s of healthy audio)
+//!      │            10 s of healthy audio) — or no audio for 10 s (or 2× the timeout) although
+//!      │            ffmpeg runs, which makes the actor restart ffmpeg itself
+//!      └──first audio──▶ Running
 //!  Error: ffmpeg is not installed (or cannot be started) — retried every 30 s.
 //! ```
 //!
@@ -42,11 +44,12 @@
 //! **Timestamps.** Each chunk is stamped `anchor + first_sample / 16 kHz` (see
 //! [`CaptureTimeline`]): the sample count is the clock, because the sender's samples are evenly
 //! spaced while their arrival is not (ffmpeg's stream probing delivers the first ~1 s in one
-//! burst; networks deliver in bursts). The anchor is set so that the newest sample of the first
-//! read was captured at its arrival, moved earlier whenever samples arrive earlier than their
-//! stamps would allow, and moved later only when the stream stays more than 300 ms behind the
-//! clock for a whole 2 s window (a lost stretch of audio, or a sender clock running slow) — a
-//! burst that catches up within the window never moves it.
+//! burst; networks deliver in bursts). The anchor is fixed from the first 0.5 s of reads (no
+//! sample can arrive before it was captured), then moved only when arrival and sample-count
+//! time drift apart: later when the stream stays more than 300 ms behind the clock for a whole
+//! 2 s window (a lost stretch of audio, or a sender clock running slow) — so a burst that
+//! catches up never moves it — and earlier as soon as samples arrive more than 50 ms before
+//! their stamps (a sender clock running fast). Each move is a counted, logged re-anchor.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
@@ -83,7 +86,8 @@ pub const FFMPEG_MISSING: &str = "ffmpeg not found (install the ffmpeg package)"
 
 /// How often the subprocess and the stall timer are checked.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
-/// Stalled at least this long (or twice the socket timeout, if longer): ffmpeg is restarted.
+/// No audio for this long (or twice the socket timeout, if longer) while ffmpeg runs — none
+/// yet, or none since a stall — and ffmpeg is restarted.
 const STALL_RESTART_AFTER: Duration = Duration::from_secs(10);
 /// The window over which a sustained lag is measured (see [`CaptureTimeline`]).
 const REANCHOR_WINDOW: Duration = Duration::from_secs(2);
@@ -127,6 +131,7 @@ pub struct RtspSettings {
     pub url: String,
     pub transport: RtspTransport,
     /// Socket I/O timeout: a server silent this long ends the attempt (ffmpeg `-timeout`).
+    /// Zero means [`DEFAULT_TIMEOUT`] (ffmpeg itself would wait forever).
     pub timeout: Duration,
 }
 
@@ -137,6 +142,15 @@ impl RtspSettings {
             url: url.into(),
             transport: RtspTransport::Tcp,
             timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The socket timeout in effect: [`Self::timeout`], or [`DEFAULT_TIMEOUT`] when it is zero.
+    pub fn effective_timeout(&self) -> Duration {
+        if self.timeout.is_zero() {
+            DEFAULT_TIMEOUT
+        } else {
+            self.timeout
         }
     }
 }
@@ -167,6 +181,8 @@ struct SessionShared {
     stderr_tail: Mutex<VecDeque<String>>,
     /// Why reading ffmpeg's stdout failed, if it did.
     read_error: Mutex<Option<String>>,
+    /// Re-anchors of this session's timeline (see [`CaptureTimeline`]).
+    reanchors: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -232,6 +248,8 @@ pub struct RtspSource {
     healthy_since: Option<Instant>,
     /// Sessions started, for the detail and logs.
     attempts: u64,
+    /// The session's re-anchor count as last shown in the detail.
+    shown_reanchors: u64,
     /// Set by [`StopRtsp`]: no more attempts until the actor is recreated.
     halted: bool,
 }
@@ -265,6 +283,7 @@ impl RtspSource {
             state: SourceState::Starting,
             healthy_since: None,
             attempts: 0,
+            shown_reanchors: 0,
             halted: false,
         }
     }
@@ -278,8 +297,10 @@ impl RtspSource {
 
     /// The arguments ffmpeg is started with (the URL included, unredacted).
     pub fn ffmpeg_args(settings: &RtspSettings) -> Vec<String> {
-        // ffmpeg takes at least 1 µs; a zero timeout would mean "wait forever".
-        let timeout_us = settings.timeout.as_micros().clamp(1, i64::MAX as u128);
+        let timeout_us = settings
+            .effective_timeout()
+            .as_micros()
+            .min(i64::MAX as u128);
         [
             "-nostdin",
             "-hide_banner",
@@ -337,10 +358,17 @@ impl RtspSource {
     }
 
     fn running_detail(&self) -> String {
-        format!(
+        let mut detail = format!(
             "receiving audio from {} over {} (16 kHz mono via ffmpeg)",
             self.shown_url, self.settings.transport
-        )
+        );
+        if self.shown_reanchors > 0 {
+            detail.push_str(&format!(
+                "; timestamps re-anchored to the clock {} times",
+                self.shown_reanchors
+            ));
+        }
+        detail
     }
 
     /// Starts ffmpeg and its reader threads.
@@ -399,6 +427,7 @@ impl RtspSource {
             std::thread::Builder::new()
                 .name(format!("rtsp-{}-log", self.id))
                 .spawn(move || collect_stderr(err, &url, &shared))
+                .map_err(|e| tracing::warn!(source = %self.id, error = %e, "cannot start the thread that reads ffmpeg's messages; errors will be less specific"))
                 .ok()
         });
         let mut session = Session {
@@ -463,7 +492,7 @@ impl RtspSource {
                 &tail,
                 got_audio,
                 session.started.elapsed(),
-                self.settings.timeout,
+                self.settings.effective_timeout(),
                 read_error.as_deref(),
             )
         });
@@ -497,8 +526,9 @@ impl RtspSource {
             Ok(None) => {}
             Ok(Some(status)) => {
                 if let Some(mut s) = self.session.take() {
-                    // The reader may still be emptying the pipe: let it finish first.
-                    s.join_readers(Duration::from_secs(2));
+                    // The reader may still be emptying the pipe (milliseconds): let it finish
+                    // first, so that the last chunks go out before the state changes.
+                    s.join_readers(Duration::from_millis(500));
                     self.session_ended(s, Some(status), None);
                 }
                 return;
@@ -511,11 +541,25 @@ impl RtspSource {
             }
         }
         let got_audio = session.shared.samples.load(Ordering::Relaxed) > 0;
+        let reanchors = session.shared.reanchors.load(Ordering::Relaxed);
         let last_audio = *lock(&session.shared.last_audio);
         let started = session.started;
         let silent_for = now.duration_since(last_audio.unwrap_or(started).max(started));
+        // ffmpeg's own timeout does not fire while other data (video) keeps the connection
+        // busy, so a session that never yields audio, or stops yielding it, is restarted here.
+        let restart_after = STALL_RESTART_AFTER.max(self.settings.effective_timeout() * 2);
         match self.state {
-            _ if !got_audio => {}
+            _ if !got_audio => {
+                if silent_for > restart_after {
+                    if let Some(s) = self.session.take() {
+                        let why = format!(
+                            "ffmpeg connected, but no audio arrived within {} s",
+                            silent_for.as_secs()
+                        );
+                        self.session_ended(s, None, Some(why));
+                    }
+                }
+            }
             SourceState::Running => {
                 if silent_for > STALL_AFTER {
                     self.healthy_since = None;
@@ -525,15 +569,21 @@ impl RtspSource {
                         STALL_AFTER.as_secs()
                     );
                     self.set_state(SourceState::Stalled, detail);
-                } else if self
-                    .healthy_since
-                    .is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
-                {
-                    self.backoff = BACKOFF_MIN;
+                } else {
+                    if self
+                        .healthy_since
+                        .is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
+                    {
+                        self.backoff = BACKOFF_MIN;
+                    }
+                    if reanchors != self.shown_reanchors {
+                        self.shown_reanchors = reanchors;
+                        let detail = self.running_detail();
+                        self.set_state(SourceState::Running, detail);
+                    }
                 }
             }
             SourceState::Stalled => {
-                let restart_after = STALL_RESTART_AFTER.max(self.settings.timeout * 2);
                 if silent_for <= STALL_AFTER {
                     self.healthy_since = Some(now);
                     let detail = self.running_detail();
@@ -551,6 +601,7 @@ impl RtspSource {
             _ => {
                 // First audio of this session.
                 self.healthy_since = Some(now);
+                self.shown_reanchors = reanchors;
                 let detail = self.running_detail();
                 self.set_state(SourceState::Running, detail);
             }
@@ -763,6 +814,9 @@ impl ReadJob {
             }
             total += received;
             if let Some(shift) = timeline.on_arrival(arrival, total) {
+                self.shared
+                    .reanchors
+                    .store(timeline.reanchors(), Ordering::Relaxed);
                 tracing::info!(source = %self.source, url = %self.shown_url, shift_ms = shift.micros() / 1000, reanchors = timeline.reanchors(), "RTSP audio re-anchored to the clock");
             }
             self.shared.samples.store(total, Ordering::Relaxed);
@@ -1030,7 +1084,7 @@ mod tests {
         s.timeout = Duration::ZERO;
         assert!(RtspSource::ffmpeg_args(&s)
             .join(" ")
-            .contains("-timeout 1 "));
+            .contains("-timeout 5000000 "));
     }
 
     fn ts(ms: i64) -> Timestamp {

@@ -6,15 +6,17 @@
 //! `fingerprint`). Sources are stopped by dropping every address of their actors (a supervisor
 //! does not restart an actor nobody can reach), after telling them to stop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use cav_core::{Clock, MonotonicClock};
 
-use crate::actor::audio_path::{AudioPath, SetPrimary, StopPath};
+use crate::actor::audio_path::{AudioPath, HearingKit, SetPrimary, StopPath};
+use crate::actor::file_source::StopSource;
 use crate::actor::mic_source::{MicSettings, MicSource, StopMic};
 use crate::actor::rtsp_source::{RtspSettings, RtspSource, StopRtsp};
+use crate::actor::vban_source::{VbanOutput, VbanReceiver, VbanSettings, VbanStreamSettings};
 use crate::health::{ActorState, SourceState, StatusBoard};
 use crate::messages::AudioChunk;
 use crate::queue::{drop_oldest, DropOldest};
@@ -24,6 +26,11 @@ use crate::queue::{drop_oldest, DropOldest};
 pub enum AudioSourceKind {
     Microphone(MicSettings),
     Rtsp(RtspSettings),
+    /// A VBAN stream received by the shared VBAN receiver.
+    Vban {
+        stream: String,
+        sender: Option<std::net::IpAddr>,
+    },
 }
 
 impl AudioSourceKind {
@@ -31,6 +38,7 @@ impl AudioSourceKind {
         match self {
             Self::Microphone(_) => "microphone",
             Self::Rtsp(_) => "rtsp",
+            Self::Vban { .. } => "vban",
         }
     }
 }
@@ -41,6 +49,8 @@ pub struct AudioSourceSpec {
     pub id: String,
     pub enabled: bool,
     pub kind: AudioSourceKind,
+    /// Where this source's sound events are POSTed.
+    pub webhook: Option<String>,
 }
 
 /// Makes the running sources match `sources`; `primary` is the id of the source the activity
@@ -71,6 +81,8 @@ pub struct AdoptPath {
 enum Handle {
     Mic(Addr<MicSource>),
     Rtsp(Addr<RtspSource>),
+    /// Received by the shared VBAN receiver.
+    Vban,
 }
 
 struct Running {
@@ -87,10 +99,16 @@ pub struct SourceManager {
     sync_audio: DropOldest<AudioChunk>,
     /// Where analysis paths run (off the HTTP thread).
     hearing: ArbiterHandle,
+    /// YAMNet and the event rules, when hearing is enabled.
+    kit: Option<HearingKit>,
     running: BTreeMap<String, Running>,
     adopted: BTreeMap<String, Addr<AudioPath>>,
     /// Ids of configured but disabled sources (shown as stopped).
     disabled: Vec<String>,
+    /// Where the VBAN receiver listens.
+    vban_bind: std::net::SocketAddr,
+    /// The one VBAN receiver, while any VBAN source is enabled.
+    vban: Option<Addr<VbanReceiver>>,
     primary: Option<String>,
 }
 
@@ -103,8 +121,13 @@ impl SourceManager {
         queue_chunks: usize,
         sync_audio: DropOldest<AudioChunk>,
         hearing: ArbiterHandle,
+        kit: Option<HearingKit>,
+        vban_bind: std::net::SocketAddr,
     ) -> Self {
         Self {
+            kit,
+            vban_bind,
+            vban: None,
             board,
             clock,
             queue_chunks,
@@ -121,21 +144,24 @@ impl SourceManager {
         (self.primary.as_deref() == Some(id)).then(|| self.sync_audio.clone())
     }
 
-    fn start(&mut self, spec: AudioSourceSpec) {
+    /// Starts a source's path; returns the queue its source fills.
+    fn start(&mut self, spec: AudioSourceSpec) -> Option<VbanOutput> {
         let id = spec.id.clone();
         let counters = self
             .board
             .register_source(&id, spec.kind.as_str(), self.clock.now());
         let (tx, rx) = drop_oldest(self.queue_chunks, counters.audio_chunks_dropped.clone());
         let path = {
-            let (board, clock, id, primary) = (
+            let (board, clock, id, primary, kit, webhook) = (
                 self.board.clone(),
                 self.clock.clone(),
                 id.clone(),
                 self.primary_queue(&spec.id),
+                self.kit.clone(),
+                spec.webhook.clone(),
             );
             Supervisor::start_in_arbiter(&self.hearing, move |_| {
-                AudioPath::new(id, board, clock, rx, primary)
+                AudioPath::new(id, board, clock, rx, primary, kit, webhook)
             })
         };
         let (board, clock) = (self.board.clone(), self.clock.clone());
@@ -152,9 +178,75 @@ impl SourceManager {
                     RtspSource::new(settings, id, board, clock, tx, counters)
                 }))
             }
+            AudioSourceKind::Vban { .. } => {
+                tracing::info!(source = %id, "VBAN stream source started");
+                self.running.insert(
+                    id,
+                    Running {
+                        spec,
+                        handle: Handle::Vban,
+                        path,
+                    },
+                );
+                return Some(VbanOutput {
+                    audio: tx,
+                    counters,
+                });
+            }
         };
         tracing::info!(source = %id, kind = spec.kind.as_str(), "audio source started");
         self.running.insert(id, Running { spec, handle, path });
+        None
+    }
+
+    /// (Re)starts the VBAN receiver for the enabled VBAN sources (or stops it when there are
+    /// none). The receiver owns one socket for all streams, so any change of the VBAN set
+    /// restarts it; the streams' paths and queues are new too.
+    fn restart_vban(&mut self, specs: &[AudioSourceSpec]) {
+        if let Some(old) = self.vban.take() {
+            old.do_send(StopSource);
+        }
+        let vban_ids: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, r)| matches!(r.handle, Handle::Vban))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &vban_ids {
+            self.stop(id);
+        }
+        let wanted: Vec<AudioSourceSpec> = specs
+            .iter()
+            .filter(|s| s.enabled && matches!(s.kind, AudioSourceKind::Vban { .. }))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut outputs = HashMap::new();
+        let mut streams = Vec::new();
+        for spec in wanted {
+            if let AudioSourceKind::Vban { stream, sender } = &spec.kind {
+                streams.push(VbanStreamSettings {
+                    id: spec.id.clone(),
+                    name: stream.clone(),
+                    sender: *sender,
+                    enabled: true,
+                });
+            }
+            let id = spec.id.clone();
+            if let Some(out) = self.start(spec) {
+                outputs.insert(id, out);
+            }
+        }
+        let settings = VbanSettings {
+            bind: self.vban_bind,
+            streams,
+        };
+        let (board, clock) = (self.board.clone(), self.clock.clone());
+        self.vban = Some(Supervisor::start(move |_| {
+            VbanReceiver::new(settings, board, clock, outputs)
+        }));
     }
 
     fn stop(&mut self, id: &str) {
@@ -162,6 +254,8 @@ impl SourceManager {
             match &r.handle {
                 Handle::Mic(a) => a.do_send(StopMic),
                 Handle::Rtsp(a) => a.do_send(StopRtsp),
+                // The receiver is stopped as a whole by `restart_vban`.
+                Handle::Vban => {}
             }
             r.path.do_send(StopPath);
             tracing::info!(source = %id, "audio source stopped");
@@ -192,6 +286,9 @@ impl Actor for SourceManager {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(vban) = self.vban.take() {
+            vban.do_send(StopSource);
+        }
         let ids: Vec<String> = self.running.keys().cloned().collect();
         for id in ids {
             self.stop(&id);
@@ -212,10 +309,25 @@ impl Handler<ApplySources> for SourceManager {
             .filter(|s| s.enabled)
             .map(|s| (s.id.as_str(), s))
             .collect();
-        // Stop what is gone, disabled or changed.
+        // VBAN streams share one receiver: restart it when their set changed.
+        let is_vban = |s: &AudioSourceSpec| matches!(s.kind, AudioSourceKind::Vban { .. });
+        let vban_now: Vec<AudioSourceSpec> = self
+            .running
+            .values()
+            .map(|r| r.spec.clone())
+            .filter(is_vban)
+            .collect();
+        let vban_wanted: Vec<AudioSourceSpec> = wanted
+            .values()
+            .map(|s| (*s).clone())
+            .filter(is_vban)
+            .collect();
+        let vban_changed = vban_now != vban_wanted;
+        // Stop what is gone, disabled or changed (VBAN streams are handled below).
         let stale: Vec<String> = self
             .running
             .iter()
+            .filter(|(_, r)| !matches!(r.handle, Handle::Vban))
             .filter(|(id, r)| wanted.get(id.as_str()) != Some(&&r.spec))
             .map(|(id, _)| id.clone())
             .collect();
@@ -234,9 +346,21 @@ impl Handler<ApplySources> for SourceManager {
                 self.board.remove_source(id);
             }
         }
+        let gone_vban: Vec<String> = vban_now
+            .iter()
+            .filter(|s| !configured.contains(&s.id.as_str()))
+            .map(|s| s.id.clone())
+            .collect();
         for spec in wanted.values() {
-            if !self.running.contains_key(&spec.id) {
+            if !is_vban(spec) && !self.running.contains_key(&spec.id) {
                 self.start((*spec).clone());
+            }
+        }
+        if vban_changed {
+            let all = msg.sources.clone();
+            self.restart_vban(&all);
+            for id in gone_vban {
+                self.board.remove_source(&id);
             }
         }
         self.disabled = msg

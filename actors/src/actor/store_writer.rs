@@ -9,9 +9,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use cav_core::{Clock, MonotonicClock};
 
+use crate::events::SoundEventRecord;
 use crate::health::{ActorState, StatusBoard};
 use crate::messages::Classification;
 use crate::store::Store;
+
+/// Stores one sound event.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StoreSoundEvent(pub SoundEventRecord);
 
 /// Writes everything pending and flushes sled; answers with the number still pending.
 #[derive(Debug, Message)]
@@ -89,6 +95,20 @@ impl Handler<Classification> for StoreWriter {
     fn handle(&mut self, msg: Classification, _: &mut Self::Context) {
         self.pending.push_back(msg);
         self.write_pending();
+    }
+}
+
+impl Handler<StoreSoundEvent> for StoreWriter {
+    type Result = ();
+    fn handle(&mut self, msg: StoreSoundEvent, _: &mut Self::Context) {
+        if let Err(e) = self.store.put_sound_event(&msg.0) {
+            self.board
+                .counters()
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, source = %msg.0.source, kind = %msg.0.kind, "cannot store a sound event");
+            self.board.actor_error(Self::NAME, e.to_string());
+        }
     }
 }
 

@@ -5,10 +5,20 @@
 //! jitter, so chunks are stamped by sample count: `anchor + samples / 16 kHz`. The anchor is
 //! the capture time of the first sample, estimated at the first callback; the estimate for
 //! every callback is passed to [`ChunkAssembler::push`] (the capture thread computes it from
-//! the callback's arrival time and cpal's capture timestamp). If the sample-count time drifts
-//! from that estimate by more than [`REANCHOR_AFTER`] — samples were lost in an overrun, or the
-//! card's clock runs off the system clock — the anchor moves to the estimate and the jump is
-//! counted. A jump shows in the pipeline as a gap (counted silence) or an overlap (trimmed).
+//! the callback's arrival time and cpal's capture timestamp). The estimate is an upper bound —
+//! a buffer's first frame cannot have been captured later than `arrival − buffer length` — but
+//! not a tight one: delivery can be late. So the two disagreements are treated differently:
+//!
+//! * sample-count time *later* than the estimate by more than [`REANCHOR_AFTER`] is impossible
+//!   (the card's clock runs fast, or the first anchor was late): the anchor moves back at once;
+//! * sample-count time *earlier* than the estimate by more than [`REANCHOR_AFTER`] means samples
+//!   were lost (an overrun) — or only that delivery is late: a frozen PulseAudio, on resuming,
+//!   delivers the missed seconds in a burst (measured), and then the two agree again. The anchor
+//!   moves forward only when every estimate for [`REANCHOR_CONFIRM`] agrees, by the smallest
+//!   disagreement seen (the loss; any delivery delay only adds to it).
+//!
+//! Each move is counted. It shows in the pipeline as a gap (counted silence) or an overlap
+//! (trimmed). Chunks handed out while a loss is being confirmed are stamped early by the loss.
 
 use std::time::Duration;
 
@@ -23,6 +33,9 @@ pub const CHUNK_SAMPLES: usize = 1600;
 /// The largest disagreement between sample-count time and callback time that is put down to
 /// jitter; beyond it the timeline is re-anchored.
 pub const REANCHOR_AFTER: Duration = Duration::from_millis(200);
+
+/// How long sample-count time must stay behind the estimates before the anchor moves forward.
+pub const REANCHOR_CONFIRM: Duration = Duration::from_secs(1);
 
 /// The format a capture stream was opened with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -61,6 +74,9 @@ pub struct ChunkAssembler {
     frames_in: u64,
     reanchors: u64,
     last_drift_us: i64,
+    /// While sample-count time is behind by more than [`REANCHOR_AFTER`]: since when (the
+    /// estimate of the first such callback), and the smallest lag seen.
+    behind: Option<(Timestamp, i64)>,
 }
 
 impl std::fmt::Debug for ChunkAssembler {
@@ -86,6 +102,7 @@ impl ChunkAssembler {
             frames_in: 0,
             reanchors: 0,
             last_drift_us: 0,
+            behind: None,
         })
     }
 
@@ -103,12 +120,32 @@ impl ChunkAssembler {
                 let predicted = anchor.micros() + self.input_micros(self.frames_in);
                 let drift = captured.micros() - predicted;
                 self.last_drift_us = drift;
-                if drift.unsigned_abs() > REANCHOR_AFTER.as_micros() as u64 {
-                    self.reanchors += 1;
-                    tracing::debug!(drift_ms = drift / 1000, "capture timeline re-anchored");
-                    Timestamp::from_micros(anchor.micros() + drift)
+                let limit = REANCHOR_AFTER.as_micros() as i64;
+                let shift = if drift < -limit {
+                    self.behind = None;
+                    Some(drift)
+                } else if drift > limit {
+                    let (since, least) = self.behind.unwrap_or((captured, drift));
+                    let least = least.min(drift);
+                    let confirmed =
+                        captured.micros() - since.micros() >= REANCHOR_CONFIRM.as_micros() as i64;
+                    self.behind = if confirmed {
+                        None
+                    } else {
+                        Some((since, least))
+                    };
+                    confirmed.then_some(least)
                 } else {
-                    anchor
+                    self.behind = None;
+                    None
+                };
+                match shift {
+                    Some(shift) => {
+                        self.reanchors += 1;
+                        tracing::debug!(shift_ms = shift / 1000, "capture timeline re-anchored");
+                        Timestamp::from_micros(anchor.micros() + shift)
+                    }
+                    None => anchor,
                 }
             }
         };
@@ -194,24 +231,78 @@ mod tests {
         assert!((rms - 0.3536).abs() < 0.01, "rms {rms}");
     }
 
-    #[test]
-    fn a_jump_in_capture_time_re_anchors_the_timeline() {
-        let rate = 16_000;
-        let mut a = ChunkAssembler::new(rate, 1).unwrap();
-        let t0 = Timestamp::from_secs_f64(50.0);
+    /// Feeds 100 ms mono callbacks at 16 kHz, the k-th with estimate `estimate(k)`; returns
+    /// the stamps of the chunks (one per callback), in seconds.
+    fn stamps(
+        a: &mut ChunkAssembler,
+        from: usize,
+        to: usize,
+        estimate: impl Fn(usize) -> f64,
+    ) -> Vec<f64> {
         let silence = vec![0.0f32; 1600];
-        let (s0, _) = a.push(&silence, t0).unwrap()[0].clone();
-        assert_eq!(s0, t0);
-        // Half a second of samples went missing (an overrun): the next callback's frames were
-        // captured 0.6 s after t0, not 0.1 s.
-        let late = Timestamp::from_secs_f64(50.6);
-        let (s1, _) = a.push(&silence, late).unwrap()[0].clone();
+        (from..to)
+            .flat_map(|k| {
+                a.push(&silence, Timestamp::from_secs_f64(estimate(k)))
+                    .unwrap()
+            })
+            .map(|(t, _)| t.secs_f64())
+            .collect()
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
+    }
+
+    #[test]
+    fn lost_samples_move_the_anchor_forward_once_confirmed() {
+        let mut a = ChunkAssembler::new(16_000, 1).unwrap();
+        assert!(close(
+            &stamps(&mut a, 0, 3, |k| 50.0 + 0.1 * k as f64),
+            &[50.0, 50.1, 50.2]
+        ));
+        // 0.5 s of samples went missing (an overrun): from callback 3 on, each buffer was
+        // captured 0.5 s later than the sample count says. Until that has held for 1 s the
+        // stamps go on by sample count; then the timeline jumps by the loss.
+        let lost = |k: usize| 50.5 + 0.1 * k as f64;
+        let got = stamps(&mut a, 3, 20, lost);
         assert_eq!(a.reanchors(), 1);
-        assert_eq!(s1, late);
-        // And from there on, sample count again.
-        let (s2, _) = a.push(&silence, Timestamp::from_secs_f64(50.71)).unwrap()[0].clone();
-        assert_eq!(s2, Timestamp::from_secs_f64(50.7));
+        let expected: Vec<f64> = (3..20)
+            .map(|k| {
+                if k < 13 {
+                    50.0 + 0.1 * k as f64
+                } else {
+                    lost(k)
+                }
+            })
+            .collect();
+        assert!(close(&got, &expected), "{got:?}");
+    }
+
+    #[test]
+    fn late_delivery_followed_by_a_burst_keeps_the_timeline() {
+        let mut a = ChunkAssembler::new(16_000, 1).unwrap();
+        // Callbacks 0–9 on time; then nothing for 2 s (the server froze), and the missed
+        // buffers arrive together when it resumes, each estimated at the burst's time.
+        let estimate = |k: usize| match k {
+            0..=9 => 10.0 + 0.1 * k as f64,
+            10..=29 => 13.0 - 0.1,
+            _ => 10.0 + 0.1 * k as f64,
+        };
+        let got = stamps(&mut a, 0, 40, estimate);
+        assert_eq!(a.reanchors(), 0);
+        let expected: Vec<f64> = (0..40).map(|k| 10.0 + 0.1 * k as f64).collect();
+        assert!(close(&got, &expected), "{got:?}");
+    }
+
+    #[test]
+    fn a_timeline_ahead_of_the_clock_moves_back_at_once() {
+        let mut a = ChunkAssembler::new(16_000, 1).unwrap();
+        stamps(&mut a, 0, 2, |k| 20.0 + 0.1 * k as f64);
+        // The card delivers faster than the clock (or the first estimate was late): by
+        // callback 2 its samples claim to be 0.3 s newer than they can be.
+        let got = stamps(&mut a, 2, 4, |k| 19.7 + 0.1 * k as f64);
         assert_eq!(a.reanchors(), 1);
+        assert!(close(&got, &[19.9, 20.0]), "{got:?}");
     }
 
     #[test]

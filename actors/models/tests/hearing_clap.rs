@@ -1,0 +1,249 @@
+//! Clap and applause events of `cav_models::hearing` on the audio dev set in
+//! `tests/data/audio/` (see its README): claps found at their onsets, hard negatives silent,
+//! claps over real backgrounds, other people's claps, applause spans.
+
+mod hearing_common;
+
+use std::sync::{Arc, OnceLock};
+
+use cav_models::hearing::{EventKind, Hearing, HearingConfig, HearingOutput, SoundEvent};
+use cav_models::Yamnet;
+use hearing_common::{clip, dev_clips, load_model, match_times, mix, more_clips};
+
+/// Onset tolerance required by the brief (s); the measured errors are ≤ 20 ms.
+const TOL: f64 = 0.15;
+
+fn model() -> Arc<Yamnet> {
+    static MODEL: OnceLock<Arc<Yamnet>> = OnceLock::new();
+    MODEL.get_or_init(|| Arc::new(load_model())).clone()
+}
+
+/// All events of a clip fed in 100 ms chunks, as a live source would.
+fn events(samples: &[f32]) -> Vec<SoundEvent> {
+    let mut h = Hearing::new(model(), HearingConfig::default());
+    let mut out = Vec::new();
+    for (i, chunk) in samples.chunks(1600).enumerate() {
+        out.extend(h.push(100.0 + i as f64 * 0.1, chunk));
+    }
+    out.extend(h.flush());
+    out.into_iter()
+        .filter_map(|o| match o {
+            HearingOutput::Event(e) => Some(SoundEvent {
+                // Back to the clip's own timeline.
+                onset: e.onset - 100.0,
+                end: e.end.map(|t| t - 100.0),
+                ..e
+            }),
+            HearingOutput::Labels { .. } => None,
+        })
+        .collect()
+}
+
+fn clap_times(events: &[SoundEvent]) -> Vec<f64> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Clap)
+        .map(|e| e.onset)
+        .collect()
+}
+
+/// Claps the detector is known to miss, with the reason (asserted as missed too, so an
+/// improvement shows up as a failing test to update).
+const KNOWN_MISSES: [(&str, f64, &str); 7] = [
+    (
+        "clap_gah_room_far.wav",
+        1.0,
+        "far reverberant claps: YAMNet Hands ≤ 0.12 on the isolated clap, quiet room",
+    ),
+    ("clap_gah_room_far.wav", 3.0, "far reverberant clap"),
+    ("clap_gah_room_far.wav", 3.4, "far reverberant clap"),
+    ("clap_gah_room_far.wav", 6.0, "far reverberant clap"),
+    (
+        "clap_gah_over_vacuum.wav",
+        3.0,
+        "softest clap over the vacuum: only +7 dB over the vacuum in the >1 kHz band, below \
+         the 10 dB onset jump",
+    ),
+    (
+        "more_claps/millo_single_claps.wav",
+        0.5,
+        "YAMNet Hands 0.02 on this clap even alone",
+    ),
+    (
+        "more_claps/millo_single_claps.wav",
+        1.5,
+        "YAMNet Hands 0.09 on this clap even alone",
+    ),
+];
+
+fn is_known_miss(name: &str, t: f64) -> bool {
+    KNOWN_MISSES
+        .iter()
+        .any(|&(n, k, _)| n == name && (k - t).abs() < 1e-6)
+}
+
+#[test]
+fn dev_claps_found_at_their_onsets_and_hard_negatives_silent() {
+    let (mut tp, mut fn_, mut fp) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    println!(
+        "{:<32} {:>5} {:>5} {:>3} {:>8}",
+        "clip", "claps", "found", "fp", "max|err|"
+    );
+    for c in dev_clips() {
+        let ev = events(&c.samples());
+        let found = clap_times(&ev);
+        let (errors, extra) = match_times(&c.claps, &found, TOL);
+        let n_found = errors.iter().flatten().count();
+        let max_err = errors.iter().flatten().fold(0.0f64, |m, e| m.max(e.abs()));
+        println!(
+            "{:<32} {:>5} {:>5} {:>3} {:>6.0}ms",
+            c.name,
+            c.claps.len(),
+            n_found,
+            extra.len(),
+            max_err * 1e3
+        );
+        tp += n_found;
+        fn_ += c.claps.len() - n_found;
+        fp += extra.len();
+        for (&t, e) in c.claps.iter().zip(&errors) {
+            match (e.is_some(), is_known_miss(&c.name, t)) {
+                (false, false) => failures.push(format!("{}: clap at {t} missed", c.name)),
+                (true, true) => failures.push(format!(
+                    "{}: clap at {t} is now found; remove it from KNOWN_MISSES",
+                    c.name
+                )),
+                _ => {}
+            }
+        }
+        if !extra.is_empty() {
+            failures.push(format!(
+                "{} ({}): clap events at {extra:?}",
+                c.name, c.label
+            ));
+        }
+        if c.label != "clap" {
+            assert!(c.claps.is_empty());
+        }
+    }
+    println!(
+        "dev set: {tp} of {} claps found, {fp} false; recall {:.3}, precision {:.3}",
+        tp + fn_,
+        tp as f64 / (tp + fn_) as f64,
+        tp as f64 / (tp + fp).max(1) as f64
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn claps_over_real_backgrounds_are_found() {
+    // Foreground: the three double claps (6 claps, 0.30–0.45 s apart) of the dev set, scaled
+    // so their peak is SNR dB above the background's RMS; backgrounds are the real recordings
+    // of the dev set, looped, at −30 dBFS RMS. `min_found` is what the detector achieves
+    // today (a regression guard, not a target): claps at ≤ +10 dB, and claps over dense
+    // typing, are mostly missed (see the module docs of `hearing::clap`). No mixture may give
+    // a false clap.
+    let claps = clip("clap_gah_double.wav");
+    let fg = claps.samples();
+    let mut failures = Vec::new();
+    let mut found_total = 0;
+    let mut expected_total = 0;
+    for (bg_name, snr_db, min_found) in [
+        ("speech_allison.wav", 20.0, 5),
+        ("speech_allison.wav", 15.0, 4),
+        ("speech_allison.wav", 10.0, 0),
+        ("speech_tuxpaint_words.wav", 20.0, 4),
+        ("speech_tuxpaint_words.wav", 15.0, 3),
+        ("typing_bucklespring.wav", 20.0, 1),
+        ("typing_bucklespring.wav", 15.0, 0),
+        ("vacuum_cleaner.wav", 20.0, 5),
+        ("vacuum_cleaner.wav", 15.0, 3),
+        ("vacuum_cleaner.wav", 10.0, 0),
+        ("washing_machine.wav", 20.0, 6),
+        ("washing_machine.wav", 15.0, 3),
+    ] {
+        let bg = clip(bg_name).samples();
+        let x = mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr_db);
+        let ev = events(&x);
+        let found = clap_times(&ev);
+        let (errors, extra) = match_times(&claps.claps, &found, TOL);
+        let n = errors.iter().flatten().count();
+        println!(
+            "claps over {bg_name} at +{snr_db} dB: {n}/{} found, false {extra:?}, errors {:?}",
+            claps.claps.len(),
+            errors
+                .iter()
+                .map(|e| e.map(|v| (v * 1e3).round()))
+                .collect::<Vec<_>>()
+        );
+        found_total += n;
+        expected_total += claps.claps.len();
+        if n < min_found || !extra.is_empty() {
+            failures.push(format!(
+                "{bg_name} +{snr_db} dB: {n} found (need {min_found}), false {extra:?}"
+            ));
+        }
+    }
+    println!("mixtures: {found_total}/{expected_total} claps found");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn another_persons_single_claps_are_found() {
+    let c = clip("more_claps/millo_single_claps.wav");
+    let ev = events(&c.samples());
+    let found = clap_times(&ev);
+    let (errors, extra) = match_times(&c.claps, &found, TOL);
+    println!("millo: expected {:?}, found {found:?}", c.claps);
+    assert!(extra.is_empty(), "false claps {extra:?}");
+    for (&t, e) in c.claps.iter().zip(&errors) {
+        assert_eq!(
+            e.is_some(),
+            !is_known_miss(&c.name, t),
+            "clap at {t}: found {e:?}"
+        );
+    }
+}
+
+#[test]
+fn applause_gives_one_event_per_burst_covering_its_span_and_no_clap_storm() {
+    for c in more_clips() {
+        if c.label == "clap" {
+            continue;
+        }
+        let ev = events(&c.samples());
+        let applause: Vec<&SoundEvent> = ev
+            .iter()
+            .filter(|e| e.kind == EventKind::Applause)
+            .collect();
+        let claps = clap_times(&ev);
+        // Group clapping (supertux) is applause too; its span is its first to last burst.
+        let (start, end) = c.applause.unwrap_or_else(|| {
+            (
+                c.claps.first().copied().unwrap_or(0.0),
+                c.claps.last().copied().unwrap_or(0.0),
+            )
+        });
+        println!(
+            "{}: expected applause {start:.2}–{end:.2}; events {:?}; claps {claps:?}",
+            c.name,
+            applause
+                .iter()
+                .map(|e| (e.onset, e.end, e.score))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(applause.len(), 1, "{}: {applause:?}", c.name);
+        let e = applause[0];
+        let e_end = e.end.expect("applause has an end");
+        assert!(
+            (e.onset - start).abs() <= 0.5,
+            "{}: onset {}",
+            c.name,
+            e.onset
+        );
+        assert!((e_end - end).abs() <= 0.5, "{}: end {e_end}", c.name);
+        // Claps inside applause are the applause; at most a stray one outside it.
+        assert!(claps.len() <= 1, "{}: clap storm {claps:?}", c.name);
+    }
+}
