@@ -137,9 +137,14 @@ $(tail -20 "$dir/pulse.log")"
   pactl set-default-source vsink.monitor
   if [[ -n "$owner" ]]; then
     # Detached from our stdout/stderr, so that a caller reading them to the end is not held up.
-    # (A zombie owner counts as gone, as in `alive`.)
+    # (A zombie owner counts as gone, as in `alive`.) If DIR has been removed meanwhile, `stop`
+    # finds no pid file, so the server's pid is also remembered here.
+    local server
+    server=$(cat "$dir/pulse.pid")
     nohup bash -c "while [[ \$(awk '{print \$3}' /proc/$owner/stat 2>/dev/null || echo Z) != Z ]]; do sleep 1; done
-      exec '$0' stop '$dir'" </dev/null >/dev/null 2>&1 &
+      '$0' stop '$dir'
+      if grep -qa pulseaudio /proc/$server/cmdline 2>/dev/null; then kill -TERM $server; fi" \
+      </dev/null >/dev/null 2>&1 &
     echo $! >"$dir/watchdog.pid"
   fi
   echo "pulse-harness: PulseAudio (pid $(cat "$dir/pulse.pid")) with sinks vsink, vsink2; environment in $dir/env:"
@@ -150,8 +155,8 @@ stop() {
   local dir=$1 pid
   if [[ -f "$dir/watchdog.pid" ]]; then
     pid=$(cat "$dir/watchdog.pid")
-    # The watchdog ends by becoming `stop` (exec): then that pid is our own.
-    [[ "$pid" != "$$" ]] && kill -TERM "$pid" 2>/dev/null || true
+    # When the watchdog itself runs `stop`, it is our parent: it is ending anyway.
+    [[ "$pid" != "$PPID" ]] && kill -TERM "$pid" 2>/dev/null || true
     rm -f "$dir/watchdog.pid"
   fi
   [[ -f "$dir/pulse.pid" ]] || return 0

@@ -158,7 +158,7 @@ pub fn analyze_file(
             }
         }
     }
-    if let Some(h) = hearing.as_deref_mut() {
+    if let Some(h) = hearing {
         for out in heard(h.flush()) {
             emit(out, &mut report);
         }

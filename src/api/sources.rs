@@ -426,7 +426,10 @@ pub fn routes(
             };
             let device = match addr.send(SetDevice(selector)).await {
                 Ok(Ok(device)) => device,
-                Ok(Err(e)) => return field_error(StatusCode::BAD_REQUEST, "device", e.to_string()),
+                Ok(Err(e)) if e.is_unknown_device() => {
+                    return field_error(StatusCode::BAD_REQUEST, "device", e.to_string())
+                }
+                Ok(Err(e)) => return json_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 Err(_) => {
                     return json_error(
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,11 @@
 //! Runs `Hearing` over the dev set and more_claps and prints expected vs found per clip, with
 //! precision/recall of clap events and the time per second of audio.
 //!
-//! `cargo run --release -p cav-models --example hearing_eval [-- FILTER]`
+//! Also prints the engine's clap latency: the time from each clap's onset to the end of the
+//! 100 ms push that returned it (the moment a live source would call `push`).
+//!
+//! `cargo run --release -p cav-models --example hearing_eval [-- FILTER]`; `HOLD=1` for the
+//! hold-for-context mode ([`Hearing::set_clap_hold_for_context`]), `TRACE=1` for every onset.
 #[path = "../tests/hearing_common/mod.rs"]
 mod hc;
 
@@ -15,6 +19,8 @@ fn main() {
     let filter: Option<String> = std::env::args().nth(1);
     let (mut tp, mut fn_, mut fp) = (0, 0, 0);
     let (mut audio_s, mut cpu_s) = (0.0, 0.0);
+    let hold = std::env::var("HOLD").is_ok_and(|v| v == "1");
+    let mut delays: Vec<f64> = Vec::new();
     println!(
         "{:<40} {:>9} {:>9} {:>4} {:>9} {:<}",
         "clip", "claps exp", "found", "fp", "max|err|", "other events"
@@ -29,10 +35,17 @@ fn main() {
         let mut h = Hearing::new(model.clone(), HearingConfig::default());
         let trace = std::env::var("TRACE").is_ok();
         h.set_trace(trace);
+        h.set_clap_hold_for_context(hold);
         let start = Instant::now();
         let mut out = Vec::new();
         for (i, c) in x.chunks(1600).enumerate() {
-            out.extend(h.push(i as f64 * 0.1, c));
+            let got = h.push(i as f64 * 0.1, c);
+            let now = i as f64 * 0.1 + c.len() as f64 / 16_000.0;
+            delays.extend(got.iter().filter_map(|o| match o {
+                HearingOutput::Event(e) if e.kind == EventKind::Clap => Some(now - e.onset),
+                _ => None,
+            }));
+            out.extend(got);
         }
         out.extend(h.flush());
         for tr in h.take_trace() {
@@ -87,6 +100,17 @@ fn main() {
         tp as f64 / (tp + fn_) as f64,
         tp as f64 / (tp + fp).max(1) as f64
     );
+    delays.sort_by(f64::total_cmp);
+    if !delays.is_empty() {
+        println!(
+            "clap onset to push returning it ({} claps, 100 ms pushes{}): p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+            delays.len(),
+            if hold { ", HOLD" } else { "" },
+            delays[delays.len() / 2] * 1e3,
+            delays[delays.len() * 9 / 10] * 1e3,
+            delays[delays.len() - 1] * 1e3
+        );
+    }
     println!(
         "cost: {:.1} ms per second of audio ({:.1} s audio)",
         cpu_s / audio_s * 1000.0,

@@ -16,8 +16,10 @@ use super::transient::TransientFeatures;
 
 /// Samples kept before an onset: the background level is measured on them (0.5 s).
 pub const PRE_SAMPLES: usize = 8000;
-/// Samples needed after an onset before it can be judged (300 ms: segment and decay).
-pub const POST_SAMPLES: usize = 4800;
+/// Samples needed after an onset before it can be judged (250 ms: the end of the YAMNet
+/// segment; the acoustic features need 62 ms). This is the floor of a clap's latency.
+/// (Was 300 ms, for the decay, which no decision uses; the decay is now measured over 250 ms.)
+pub const POST_SAMPLES: usize = SEGMENT_SAMPLES - LEAD_SAMPLES;
 /// Segment cut out for YAMNet: from 20 ms before the onset to 250 ms after.
 const LEAD_SAMPLES: usize = 320;
 const SEGMENT_SAMPLES: usize = 4320;

@@ -17,9 +17,23 @@
 //!   event per burst, emitted when it has ended, with `onset` and `end`.
 //! * **Claps**: a transient detector ([`onset`]) proposes onsets (±1–5 ms); each is judged by
 //!   [`clap::ClapEvidence::decide`]. Every clap of a double or triple clap is its own event.
-//!   Claps inside an applause burst are not reported (the burst is), and a clap is emitted once
-//!   the sliding windows around it are scored (≤ ~1 s after the clap), so that the applause
-//!   and typing context is known.
+//!   A clap is emitted as soon as its own evidence is known: by the `push` that brings the
+//!   250 ms after its onset ([`clap::POST_SAMPLES`]: the YAMNet segment and the acoustic
+//!   test), so 250–350 ms after the onset with 100 ms pushes. Its context is what has been
+//!   heard by then, i.e. the sliding windows that end by that time:
+//!   * typing veto (acoustic-only path): typing heard in the windows covering the 1.5 s before
+//!     the clap (the windows around and after the clap are not scored yet);
+//!   * applause: once applause is established (a window that ended by then heard applause or
+//!     group clapping, less than the applause rule's `min_gap_s` + ¾ window before the clap),
+//!     further claps are not reported — the burst is, with its start and end. The first claps
+//!     of a burst, before its first window is scored (~0.75 s), may already have been emitted
+//!     as claps.
+//!
+//!   With [`Hearing::set_clap_hold_for_context`] the old behaviour is back: each clap is held
+//!   until the windows around and after it are scored (≤ ~1.1 s after it), and dropped when it
+//!   turns out to lie in an applause burst; the typing veto then uses the windows around it.
+//!   Events of one `push` are returned in the order they became known (a window when its last
+//!   sample is in, a clap when its 250 ms are), so the chunking does not change their order.
 //!
 //! Cost: one YAMNet patch per hop plus one per proposed onset (batched), ~10 ms each in
 //! release on one core.
@@ -228,6 +242,8 @@ pub struct ClapTrace {
 struct WindowInfo {
     start: u64,
     typing: f32,
+    /// The window heard applause or group clapping (the applause rule's test).
+    applause: bool,
 }
 
 /// A proposed onset waiting for its samples and context.
@@ -290,6 +306,8 @@ pub struct Hearing {
     /// Claps decided but held until the applause around them is known.
     held_claps: Vec<(u64, SoundEvent)>,
     last_clap: Option<f64>,
+    /// Hold claps until the windows after them are scored (see the module docs).
+    clap_hold: bool,
     /// Every judged onset, when tracing is on.
     trace: Option<Vec<ClapTrace>>,
     errors: u64,
@@ -365,6 +383,7 @@ impl Hearing {
             frames_start: 0,
             held_claps: Vec::new(),
             last_clap: None,
+            clap_hold: false,
             trace: None,
             errors: 0,
             last_error: None,
@@ -382,6 +401,15 @@ impl Hearing {
     /// error.
     pub fn errors(&self) -> (u64, Option<&str>) {
         (self.errors, self.last_error.as_deref())
+    }
+
+    /// `true`: holds each clap until the windows around and after it are scored (≤ ~1.1 s),
+    /// to drop claps of an applause burst and veto claps over typing with the windows around
+    /// them. `false` (the default): a clap is emitted as soon as its own evidence is in
+    /// (250–350 ms after its onset with 100 ms pushes), judged on the context heard before it.
+    /// See the module docs.
+    pub fn set_clap_hold_for_context(&mut self, hold: bool) {
+        self.clap_hold = hold;
     }
 
     /// Turns on recording of every judged onset (for tuning and debugging); see
@@ -542,7 +570,9 @@ impl Hearing {
             }
         };
 
-        let mut out = Vec::new();
+        // Outputs keyed by the sample at which they became known, so that one push returns
+        // them in the order a sample-by-sample stream would.
+        let mut keyed: Vec<(u64, HearingOutput)> = Vec::new();
         let mut next_patch = 0;
         for (start, level, gated) in window_meta {
             let window_scores = if gated {
@@ -566,14 +596,15 @@ impl Hearing {
                         .collect()
                 })
                 .unwrap_or_default();
-            out.push(HearingOutput::Labels {
+            let mut out = vec![HearingOutput::Labels {
                 t: self.time(start),
                 level_dbfs: level,
                 gated,
                 top,
-            });
+            }];
             let owned = window_scores.map(<[f32]>::to_vec);
             self.window_events(start, owned.as_deref(), &mut out);
+            keyed.extend(out.into_iter().map(|o| (start + win, o)));
         }
         for (k, (i, features, background)) in onset_meta.into_iter().enumerate() {
             let s = scores
@@ -600,14 +631,18 @@ impl Hearing {
                 features,
             });
         }
-        self.decide_claps(end, &mut out);
+        self.decide_claps(end, &mut keyed);
         if end {
             if let Some(b) = self.burst.take() {
+                let mut out = Vec::new();
                 self.close_burst(b, &mut out);
+                keyed.extend(out.into_iter().map(|o| (u64::MAX, o)));
             }
-            self.release_claps(true, &mut out);
+            self.release_claps(true, &mut keyed);
         }
-        out
+        // Stable: windows before claps that became known at the same sample.
+        keyed.sort_by_key(|(k, _)| *k);
+        keyed.into_iter().map(|(_, o)| o).collect()
     }
 
     /// Point events and applause from one window's scores (`None`: gated or failed).
@@ -634,7 +669,11 @@ impl Hearing {
             .iter()
             .map(|&j| scores.and_then(|s| s.get(j)).copied().unwrap_or(0.0))
             .fold(0.0, f32::max);
-        self.windows.push_back(WindowInfo { start, typing });
+        self.windows.push_back(WindowInfo {
+            start,
+            typing,
+            applause: false,
+        });
 
         let t = self.time(start);
         for kind in [
@@ -704,6 +743,9 @@ impl Hearing {
             let (b_start, b_end) = (start + win / 4, start + win - win / 4);
             let gap = (f64::from(rule.min_gap_s) * SR) as u64;
             if score >= rule.threshold {
+                if let Some(w) = self.windows.back_mut() {
+                    w.applause = true;
+                }
                 match &mut self.burst {
                     Some(b) if b_start <= b.end + gap => {
                         b.end = b.end.max(b_end);
@@ -771,32 +813,58 @@ impl Hearing {
         }
     }
 
-    /// Decides onsets whose evidence and context are known; holds accepted claps until the
-    /// applause state around them is known.
-    fn decide_claps(&mut self, end: bool, out: &mut Vec<HearingOutput>) {
+    /// Decides onsets whose evidence (and, when holding, context) is known. Early (default):
+    /// emits accepted claps at once, keyed by the sample their evidence was complete at.
+    /// Holding: holds them until the applause state around them is known.
+    fn decide_claps(&mut self, end: bool, out: &mut Vec<(u64, HearingOutput)>) {
         let Some(rule) = self.rule(EventKind::Clap).cloned() else {
             self.pending.retain(|p| p.evidence.is_none());
             self.release_claps(end, out);
             return;
         };
         let win = PATCH_WINDOW_SAMPLES as u64;
+        let post = clap::POST_SAMPLES as u64;
+        let applause_gap = self
+            .rule(EventKind::Applause)
+            .map_or(0, |r| (f64::from(r.min_gap_s) * SR) as u64);
         let mut i = 0;
         while i < self.pending.len() {
             let s = self.pending[i].onset.sample;
-            // Context known when the window starting at or after the onset has been scored.
-            let context_known = end || self.next_window > s;
+            // Early: decided once its evidence is complete and a window holding the onset has
+            // been scored (the same thing after the stream's first 0.73 s, with hops ≤ 0.25 s);
+            // the context is what had been heard then.
+            let ready_at = (s + post).max(self.first_window_end_holding(s));
+            // Holding: context known when the window starting at or after the onset has been
+            // scored.
+            let context_known = end
+                || if self.clap_hold {
+                    self.next_window > s
+                } else {
+                    self.total >= ready_at
+                };
             if self.pending[i].evidence.is_none() || !context_known {
                 i += 1;
                 continue;
             }
             let p = self.pending.remove(i);
             let Some(mut ev) = p.evidence else { continue };
-            ev.context_typing = self
-                .windows
-                .iter()
-                .filter(|w| w.start <= s && s < w.start + win)
-                .map(|w| w.typing)
-                .fold(0.0, f32::max);
+            // Early: only the windows that had ended at `ready_at` (the same ones whatever the
+            // chunking), covering the 1.5 s before the clap.
+            let known = |w: &&WindowInfo| w.start + win <= ready_at;
+            ev.context_typing = if self.clap_hold {
+                self.windows
+                    .iter()
+                    .filter(|w| w.start <= s && s < w.start + win)
+                    .map(|w| w.typing)
+                    .fold(0.0, f32::max)
+            } else {
+                self.windows
+                    .iter()
+                    .filter(known)
+                    .filter(|w| w.start + win + TYPING_MEMORY > s)
+                    .map(|w| w.typing)
+                    .fold(0.0, f32::max)
+            };
             let decision = ev.decide();
             if let Some(trace) = &mut self.trace {
                 trace.push(ClapTrace {
@@ -819,22 +887,39 @@ impl Hearing {
                 continue;
             }
             self.last_clap = Some(t);
-            self.held_claps.push((
-                s,
-                SoundEvent {
-                    kind: EventKind::Clap,
-                    onset: t,
-                    end: None,
-                    score,
-                    detail: Some(path_detail(path)),
-                },
-            ));
+            let event = SoundEvent {
+                kind: EventKind::Clap,
+                onset: t,
+                end: None,
+                score,
+                detail: Some(path_detail(path)),
+            };
+            if self.clap_hold {
+                self.held_claps.push((s, event));
+                continue;
+            }
+            // Applause established: a window that ended by now heard it, and the clap is
+            // within the burst's merge gap of the applause that window places.
+            let in_applause = self.windows.iter().filter(known).any(|w| {
+                w.applause && s <= w.start + win - win / 4 + applause_gap
+            });
+            if !in_applause {
+                out.push((ready_at, HearingOutput::Event(event)));
+            }
         }
         self.release_claps(end, out);
     }
 
-    /// Emits held claps that are outside applause; drops those inside.
-    fn release_claps(&mut self, end: bool, out: &mut Vec<HearingOutput>) {
+    /// End (exclusive sample) of the first sliding window that holds sample `s`.
+    fn first_window_end_holding(&self, s: u64) -> u64 {
+        let win = PATCH_WINDOW_SAMPLES as u64;
+        // First k with k·hop + win > s.
+        let k = if s < win { 0 } else { (s - win) / self.hop + 1 };
+        k * self.hop + win
+    }
+
+    /// Emits held claps that are outside applause; drops those inside (holding mode).
+    fn release_claps(&mut self, end: bool, out: &mut Vec<(u64, HearingOutput)>) {
         let win = PATCH_WINDOW_SAMPLES as u64;
         let gap = self
             .rule(EventKind::Applause)
@@ -854,7 +939,7 @@ impl Hearing {
             // Wait until windows well past the clap are scored: applause starting with it
             // shows up within about one window.
             if end || self.next_window > s + win {
-                out.push(HearingOutput::Event(ev));
+                out.push((self.total, HearingOutput::Event(ev)));
             } else {
                 keep.push((s, ev));
             }
