@@ -6,6 +6,11 @@ receiver is tested against a VBAN implementation we did not write.
   python3 tests/tools/vban_aiovban_send.py --port 6980 --stream Stream1 \
       [--host 127.0.0.1] [--rate 48000] [--channels 2] [--format int16|float32] \
       [--freq 1000] [--amp 0.5] [--seconds 3] [--samples 256] [--text "Strip[0].Mute=1"]
+  python3 tests/tools/vban_aiovban_send.py --port 6980 --stream Stream1 --wav FILE.wav
+
+--wav sends a 16-bit PCM WAV file (read with the standard `wave` module) instead of a sine, at
+the file's own rate and channel count, paced in real time; --rate, --channels, --format,
+--freq, --amp and --seconds are then ignored (the summary reports the file's values).
 
 Every channel carries the same sine. --samples is reduced until a packet fits VBAN's 1436-byte
 payload limit. --text first sends one VBAN text (sub-protocol 0x40) packet on the same port,
@@ -22,6 +27,7 @@ import math
 import struct
 import sys
 import time
+import wave
 
 try:
     from aiovban.asyncio import AsyncVBANClient
@@ -38,7 +44,20 @@ FORMATS = {
 }
 
 
+def read_wav(path):
+    """(rate, channels, frames as little-endian int16 bytes) of a 16-bit PCM WAV."""
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2 or w.getcomptype() != "NONE":
+            sys.exit(f"{path}: only 16-bit PCM WAV files can be sent")
+        return w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
+
+
 async def main(a):
+    wav = None
+    if a.wav:
+        a.rate, a.channels, wav = read_wav(a.wav)
+        a.format = "int16"
+        a.seconds = len(wav) / (2 * a.channels) / a.rate
     rate = next((r for r in VBANSampleRate if r.rate == a.rate), None)
     if rate is None:
         sys.exit(f"sample rate {a.rate} has no VBAN index")
@@ -54,7 +73,7 @@ async def main(a):
         await text.send_text(a.text)
     stream = await device.send_stream(a.stream)
 
-    total = int(a.seconds * a.rate)
+    total = len(wav) // (2 * a.channels) if wav is not None else int(a.seconds * a.rate)
     step = 2 * math.pi * a.freq / a.rate
     t0 = time.monotonic()
     sent = packets = 0
@@ -64,10 +83,15 @@ async def main(a):
             # Every packet of a stream has the same size here; pad the last one with silence.
             frames = n
         payload = bytearray()
-        for i in range(frames):
-            k = sent + i
-            v = a.amp * math.sin(step * k) if k < total else 0.0
-            payload += pack(v) * a.channels
+        if wav is not None:
+            frame_bytes = 2 * a.channels
+            chunk = wav[sent * frame_bytes : (sent + frames) * frame_bytes]
+            payload += chunk + bytes(frames * frame_bytes - len(chunk))
+        else:
+            for i in range(frames):
+                k = sent + i
+                v = a.amp * math.sin(step * k) if k < total else 0.0
+                payload += pack(v) * a.channels
         header = VBANAudioHeader(
             sample_rate=rate,
             samples_per_frame=frames,
@@ -97,6 +121,8 @@ async def main(a):
         "aiovban": importlib.metadata.version("aiovban"),
         "elapsed_s": round(time.monotonic() - t0, 3),
     }
+    if a.wav:
+        summary["wav"] = a.wav
     print(json.dumps(summary), flush=True)
 
 
@@ -113,4 +139,5 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--text", default=None)
+    ap.add_argument("--wav", default=None, help="send this 16-bit PCM WAV instead of a sine")
     asyncio.run(main(ap.parse_args()))

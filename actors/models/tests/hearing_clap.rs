@@ -247,3 +247,52 @@ fn applause_gives_one_event_per_burst_covering_its_span_and_no_clap_storm() {
         assert!(claps.len() <= 1, "{}: clap storm {claps:?}", c.name);
     }
 }
+
+#[test]
+fn claps_are_emitted_as_soon_as_their_evidence_is_in() {
+    // Fed in 100 ms pushes like a live source: each clap must come out of the push that brings
+    // the 250 ms after its onset (so ≤ 350 ms after it), not after the following windows. The
+    // hold-for-context mode finds the same claps, ~2 s later.
+    let c = clip("clap_gah_seq_1s.wav");
+    let x = c.samples();
+    let mut delays = Vec::new();
+    let mut found = Vec::new();
+    for hold in [false, true] {
+        let mut h = Hearing::new(model(), HearingConfig::default());
+        h.set_clap_hold_for_context(hold);
+        let mut d = Vec::new();
+        let mut onsets = Vec::new();
+        for (i, chunk) in x.chunks(1600).enumerate() {
+            let now = (i * 1600 + chunk.len()) as f64 / 16_000.0;
+            for o in h.push(i as f64 * 0.1, chunk) {
+                if let HearingOutput::Event(e) = o {
+                    if e.kind == EventKind::Clap {
+                        d.push(now - e.onset);
+                        onsets.push(e.onset);
+                    }
+                }
+            }
+        }
+        for o in h.flush() {
+            if let HearingOutput::Event(e) = o {
+                if e.kind == EventKind::Clap {
+                    d.push(f64::INFINITY);
+                    onsets.push(e.onset);
+                }
+            }
+        }
+        println!("hold {hold}: onsets {onsets:?}, delays {d:?}");
+        delays.push(d);
+        found.push(onsets);
+    }
+    assert_eq!(found[0].len(), c.claps.len(), "{:?}", found[0]);
+    assert_eq!(found[0], found[1]);
+    for &d in &delays[0] {
+        assert!((0.25..=0.36).contains(&d), "early delays {:?}", delays[0]);
+    }
+    assert!(
+        delays[1].iter().all(|&d| d > 1.0),
+        "held delays {:?}",
+        delays[1]
+    );
+}

@@ -21,8 +21,8 @@ use crate::messages::AudioChunk;
 use crate::queue::{Drain, DropOldest};
 use crate::supervise::guarded;
 
-/// How often the queue is drained.
-const TICK: Duration = Duration::from_millis(50);
+/// How often the queue is drained: short, because a clap's webhook waits on it.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Makes this path feed (or stop feeding) the activity classifier.
 #[derive(Debug, Message)]

@@ -96,12 +96,14 @@ impl Handler<SpanFeaturesMsg> for ClassifierActor {
                 .windows
                 .fetch_add(1, Ordering::Relaxed);
             this.board.set_current(c.clone());
-            this.board.bus().publish(crate::events::LiveEvent::Activity {
-                activity: c.decision.activity.to_string(),
-                confidence: c.decision.confidence,
-                window_start_ms: c.start().millis(),
-                window_end_ms: c.end().millis(),
-            });
+            this.board
+                .bus()
+                .publish(crate::events::LiveEvent::Activity {
+                    activity: c.decision.activity.to_string(),
+                    confidence: c.decision.confidence,
+                    window_start_ms: c.start().millis(),
+                    window_end_ms: c.end().millis(),
+                });
             for out in &this.outputs {
                 out.do_send(c.clone());
             }

@@ -21,8 +21,9 @@ use crate::media::{AudioDecoder, MediaError, VideoDecoder};
 use crate::messages::{AudioChunk, ExpectStreams, SourceId, VideoFrame};
 use crate::queue::DropOldest;
 
-/// Samples per audio chunk: 100 ms, like a sound card's period.
-pub const CHUNK_SAMPLES: usize = 1600;
+/// Samples per audio chunk: 50 ms, like a sound card's period. Short chunks keep sound events
+/// (a clap's webhook) prompt: a chunk is only delivered once all of it has been "captured".
+pub const CHUNK_SAMPLES: usize = 800;
 
 #[derive(Clone, Debug)]
 pub struct FileSourceSettings {

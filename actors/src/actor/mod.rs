@@ -12,5 +12,5 @@ pub mod rtsp_source;
 pub mod source_manager;
 pub mod store_writer;
 pub mod sync;
-pub mod webhooks;
 pub mod vban_source;
+pub mod webhooks;

@@ -98,7 +98,9 @@ pub struct ClapEvidence {
     pub finger_snapping: f32,
     /// Highest of [`OTHER_IMPULSES`] on the isolated segment.
     pub other_impulse: f32,
-    /// Highest typing score (Typing, Computer keyboard) of the sliding windows around it.
+    /// Highest typing score (Typing, Computer keyboard) of the sliding windows heard by the
+    /// time it is decided: those covering the 1.5 s before it (early emission, the default), or
+    /// those holding it (hold-for-context mode).
     pub context_typing: f32,
     /// 4 ms high-passed level at the onset (dBFS mean square).
     pub level_dbfs: f32,

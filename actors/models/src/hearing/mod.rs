@@ -30,7 +30,7 @@
 //!     as claps.
 //!
 //!   With [`Hearing::set_clap_hold_for_context`] the old behaviour is back: each clap is held
-//!   until the windows around and after it are scored (≤ ~1.1 s after it), and dropped when it
+//!   until the windows around and after it are scored (~2 s after it), and dropped when it
 //!   turns out to lie in an applause burst; the typing veto then uses the windows around it.
 //!   Events of one `push` are returned in the order they became known (a window when its last
 //!   sample is in, a clap when its 250 ms are), so the chunking does not change their order.
@@ -403,7 +403,7 @@ impl Hearing {
         (self.errors, self.last_error.as_deref())
     }
 
-    /// `true`: holds each clap until the windows around and after it are scored (≤ ~1.1 s),
+    /// `true`: holds each clap until the windows around and after it are scored (~2 s),
     /// to drop claps of an applause burst and veto claps over typing with the windows around
     /// them. `false` (the default): a clap is emitted as soon as its own evidence is in
     /// (250–350 ms after its onset with 100 ms pushes), judged on the context heard before it.
@@ -900,9 +900,11 @@ impl Hearing {
             }
             // Applause established: a window that ended by now heard it, and the clap is
             // within the burst's merge gap of the applause that window places.
-            let in_applause = self.windows.iter().filter(known).any(|w| {
-                w.applause && s <= w.start + win - win / 4 + applause_gap
-            });
+            let in_applause = self
+                .windows
+                .iter()
+                .filter(known)
+                .any(|w| w.applause && s <= w.start + win - win / 4 + applause_gap);
             if !in_applause {
                 out.push((ready_at, HearingOutput::Event(event)));
             }
