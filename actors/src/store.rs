@@ -69,6 +69,26 @@ fn time_key(t: Timestamp) -> [u8; 8] {
     ((t.micros() as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// The newest `limit` records of a tree, newest first; unreadable ones are logged and skipped.
+fn newest<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for item in tree.iter().rev() {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, value) = item?;
+        match serde_json::from_slice(&value) {
+            Ok(record) => out.push(record),
+            Err(e) => tracing::warn!(key = ?key, error = %e, what, "skipping an unreadable record"),
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
@@ -125,20 +145,7 @@ impl Store {
         &self,
         limit: usize,
     ) -> Result<Vec<StoredClassification>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.classifications.iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, value) = item?;
-            match serde_json::from_slice(&value) {
-                Ok(record) => out.push(record),
-                Err(e) => {
-                    tracing::warn!(key = ?key, error = %e, "skipping unreadable classification record")
-                }
-            }
-        }
-        Ok(out)
+        newest(&self.classifications, limit, "classification")
     }
 
     /// Stores a sound event (keyed by onset, then source and kind) and waits until it is on disk.
@@ -154,20 +161,7 @@ impl Store {
 
     /// The newest `limit` sound events, newest first.
     pub fn latest_sound_events(&self, limit: usize) -> Result<Vec<SoundEventRecord>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.sound_events.iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, value) = item?;
-            match serde_json::from_slice(&value) {
-                Ok(record) => out.push(record),
-                Err(e) => {
-                    tracing::warn!(key = ?key, error = %e, "skipping unreadable sound event record")
-                }
-            }
-        }
-        Ok(out)
+        newest(&self.sound_events, limit, "sound event")
     }
 
     pub fn sound_event_count(&self) -> usize {
