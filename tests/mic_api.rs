@@ -46,15 +46,26 @@ impl Pulse {
         Pulse { dir, env }
     }
 
-    fn play(&self, sink: &str, wav: &Path) -> Child {
-        Command::new("paplay")
+    fn play(&self, sink: &str, wav: &Path) -> Player {
+        let child = Command::new("paplay")
             .arg(format!("--device={sink}"))
             .arg(wav)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("paplay")
+            .expect("paplay");
+        Player(child)
+    }
+}
+
+/// A running `paplay`, stopped and reaped when dropped.
+struct Player(Child);
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
