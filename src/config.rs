@@ -173,6 +173,9 @@ pub struct SourceDef {
     /// rtsp: `tcp` (default) or `udp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    /// This source's overrides of `[hearing.events.<kind>]` (threshold, min_gap_s, enabled).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub events: std::collections::BTreeMap<String, EventRuleSection>,
 }
 
 /// Ids taken by the built-in sources.
@@ -212,6 +215,7 @@ impl SourceDef {
                 ));
             }
         }
+        validate_event_rules(&key("events"), &self.events)?;
         let fields: [(&str, bool, &[SourceKind]); 5] = [
             ("device", self.device.is_some(), &[SourceKind::Microphone]),
             ("stream", self.stream.is_some(), &[SourceKind::Vban]),
@@ -275,6 +279,32 @@ impl SourceDef {
             &self.name
         }
     }
+}
+
+/// Checks `[hearing.events.<kind>]`-style overrides; `at` is their key prefix.
+fn validate_event_rules(
+    at: &str,
+    rules: &std::collections::BTreeMap<String, EventRuleSection>,
+) -> Result<(), ConfigError> {
+    for (kind, rule) in rules {
+        let at = format!("{at}.{kind}");
+        if !EVENT_KINDS.contains(&kind.as_str()) {
+            return Err(ConfigError::invalid(
+                &at,
+                format!(
+                    "unknown event kind; expected one of {}",
+                    EVENT_KINDS.join(", ")
+                ),
+            ));
+        }
+        if let Some(t) = rule.threshold {
+            range(&format!("{at}.threshold"), t as f64, 0.0, 1.0)?;
+        }
+        if let Some(g) = rule.min_gap_s {
+            range(&format!("{at}.min_gap_s"), g as f64, 0.0, 3600.0)?;
+        }
+    }
+    Ok(())
 }
 
 fn is_http_url(url: &str) -> bool {
@@ -612,24 +642,7 @@ impl Config {
                 format!("no such file: {}", self.hearing.model),
             ));
         }
-        for (kind, rule) in &self.hearing.events {
-            let at = format!("hearing.events.{kind}");
-            if !EVENT_KINDS.contains(&kind.as_str()) {
-                return Err(ConfigError::invalid(
-                    &at,
-                    format!(
-                        "unknown event kind; expected one of {}",
-                        EVENT_KINDS.join(", ")
-                    ),
-                ));
-            }
-            if let Some(t) = rule.threshold {
-                range(&format!("{at}.threshold"), t as f64, 0.0, 1.0)?;
-            }
-            if let Some(g) = rule.min_gap_s {
-                range(&format!("{at}.min_gap_s"), g as f64, 0.0, 3600.0)?;
-            }
-        }
+        validate_event_rules("hearing.events", &self.hearing.events)?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, source) in self.sources.iter().enumerate() {
             let at = format!("sources[{i}]");
@@ -994,6 +1007,14 @@ audio_source = "cam"
             (
                 "id = \"m\"\nkind = \"microphone\"\nvolume = 3",
                 "sources[0].volume",
+            ),
+            (
+                "id = \"m\"\nkind = \"microphone\"\nevents = { clap = { threshold = 2.0 } }",
+                "sources[0].events.clap.threshold",
+            ),
+            (
+                "id = \"m\"\nkind = \"microphone\"\nevents = { whistle = { threshold = 0.5 } }",
+                "sources[0].events.whistle",
             ),
         ];
         for (body, key) in cases {

@@ -110,6 +110,7 @@ mod tests {
             sender: None,
             url: None,
             transport: None,
+            events: Default::default(),
         }
     }
 

@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use cav_models::hearing::HearingConfig;
 use cav_models::Yamnet;
 
-use crate::config::HearingSection;
+use std::collections::BTreeMap;
+
+use crate::config::{EventRuleSection, HearingSection};
 
 /// YAMNet's weights and class map, shipped inside the binary (see models/README.md).
 const YAMNET_WEIGHTS: &[u8] = include_bytes!("../models/yamnet.safetensors");
@@ -29,23 +31,101 @@ pub fn load_yamnet(section: &HearingSection) -> anyhow::Result<Arc<Yamnet>> {
 
 /// The engine's configuration: built-in rules with the `[hearing.events.*]` overrides applied.
 pub fn hearing_config(section: &HearingSection) -> HearingConfig {
+    hearing_config_for(section, &BTreeMap::new())
+}
+
+/// The same, with one source's own overrides applied after the global ones.
+pub fn hearing_config_for(
+    section: &HearingSection,
+    source: &BTreeMap<String, EventRuleSection>,
+) -> HearingConfig {
     let mut rules = HearingConfig::default_rules();
     rules.retain_mut(|rule| {
-        let Some(o) = section.events.get(rule.kind.as_str()) else {
-            return true;
-        };
-        if let Some(t) = o.threshold {
-            rule.threshold = t;
+        let mut keep = true;
+        for overrides in [&section.events, source] {
+            let Some(o) = overrides.get(rule.kind.as_str()) else {
+                continue;
+            };
+            if let Some(t) = o.threshold {
+                rule.threshold = t;
+            }
+            if let Some(g) = o.min_gap_s {
+                rule.min_gap_s = g;
+            }
+            if let Some(enabled) = o.enabled {
+                keep = enabled;
+            }
         }
-        if let Some(g) = o.min_gap_s {
-            rule.min_gap_s = g;
-        }
-        o.enabled != Some(false)
+        keep
     });
     HearingConfig {
         hop_s: section.hop_s,
         level_gate_dbfs: section.level_gate_dbfs,
         top_k: section.top_k,
         events: rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use cav_models::hearing::EventKind;
+
+    fn rule(c: &HearingConfig, kind: EventKind) -> Option<(f32, f32)> {
+        c.events
+            .iter()
+            .find(|r| r.kind == kind)
+            .map(|r| (r.threshold, r.min_gap_s))
+    }
+
+    #[test]
+    fn source_overrides_apply_after_global_ones() {
+        let mut config = Config::load(None, Vec::new()).unwrap();
+        let builtin = hearing_config(&config.hearing);
+        let (clap_t, clap_gap) = rule(&builtin, EventKind::Clap).unwrap();
+        config.hearing.events.insert(
+            "clap".into(),
+            EventRuleSection {
+                threshold: Some(0.8),
+                min_gap_s: None,
+                enabled: None,
+            },
+        );
+        config.hearing.events.insert(
+            "typing".into(),
+            EventRuleSection {
+                threshold: None,
+                min_gap_s: None,
+                enabled: Some(false),
+            },
+        );
+        let global = hearing_config(&config.hearing);
+        assert_eq!(rule(&global, EventKind::Clap), Some((0.8, clap_gap)));
+        assert_eq!(rule(&global, EventKind::Typing), None, "typing turned off");
+        let mut own = BTreeMap::new();
+        own.insert(
+            "clap".to_string(),
+            EventRuleSection {
+                threshold: None,
+                min_gap_s: Some(0.5),
+                enabled: None,
+            },
+        );
+        own.insert(
+            "typing".to_string(),
+            EventRuleSection {
+                threshold: None,
+                min_gap_s: None,
+                enabled: Some(true),
+            },
+        );
+        let mine = hearing_config_for(&config.hearing, &own);
+        assert_eq!(rule(&mine, EventKind::Clap), Some((0.8, 0.5)));
+        assert!(
+            rule(&mine, EventKind::Typing).is_some(),
+            "turned back on for this source"
+        );
+        assert_ne!(clap_t, 0.8);
     }
 }

@@ -19,7 +19,7 @@ pub fn device_selector(device: Option<&str>) -> DeviceSelector {
 }
 
 /// The spec of one validated entry.
-pub fn spec(def: &SourceDef) -> Option<AudioSourceSpec> {
+pub fn spec(def: &SourceDef, config: &Config) -> Option<AudioSourceSpec> {
     let kind = match def.kind {
         SourceKind::Microphone => AudioSourceKind::Microphone(MicSettings {
             device: device_selector(def.device.as_deref()),
@@ -42,11 +42,17 @@ pub fn spec(def: &SourceDef) -> Option<AudioSourceSpec> {
         enabled: def.enabled,
         kind,
         webhook: def.webhook.clone(),
+        hearing: (!def.events.is_empty())
+            .then(|| crate::hearing::hearing_config_for(&config.hearing, &def.events)),
     })
 }
 
 pub fn specs(config: &Config) -> Vec<AudioSourceSpec> {
-    config.sources.iter().filter_map(spec).collect()
+    config
+        .sources
+        .iter()
+        .filter_map(|d| spec(d, config))
+        .collect()
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ pub struct SourceDto {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub events: std::collections::BTreeMap<String, crate::config::EventRuleSection>,
     /// Live state and counters; absent for a source that has never run.
     pub status: Option<SourceSnapshot>,
 }
@@ -84,6 +86,9 @@ pub struct SourceBody {
     pub url: Option<String>,
     #[serde(default)]
     pub transport: Option<String>,
+    /// Overrides of the event rules for this source (`{"clap": {"threshold": 0.5}}`).
+    #[serde(default)]
+    pub events: std::collections::BTreeMap<String, crate::config::EventRuleSection>,
 }
 
 impl SourceBody {
@@ -99,6 +104,7 @@ impl SourceBody {
             sender: self.sender.filter(|s| !s.is_empty()),
             url: self.url,
             transport: self.transport,
+            events: self.events,
         }
     }
 }
@@ -165,6 +171,7 @@ fn dto(def: &SourceDef, primary: Option<&str>, status: Option<SourceSnapshot>) -
         sender: def.sender.clone(),
         url: def.url.as_deref().map(redact_url),
         transport: def.transport.clone(),
+        events: def.events.clone(),
         status,
     }
 }
@@ -189,6 +196,7 @@ fn builtin(
         sender: None,
         url: None,
         transport: None,
+        events: Default::default(),
         status,
     }
 }

@@ -51,6 +51,8 @@ pub struct AudioSourceSpec {
     pub kind: AudioSourceKind,
     /// Where this source's sound events are POSTed.
     pub webhook: Option<String>,
+    /// This source's own event rules, when it overrides the global ones.
+    pub hearing: Option<cav_models::hearing::HearingConfig>,
 }
 
 /// Makes the running sources match `sources`; `primary` is the id of the source the activity
@@ -157,7 +159,12 @@ impl SourceManager {
                 self.clock.clone(),
                 id.clone(),
                 self.primary_queue(&spec.id),
-                self.kit.clone(),
+                self.kit.clone().map(|mut kit| {
+                    if let Some(own) = &spec.hearing {
+                        kit.config = own.clone();
+                    }
+                    kit
+                }),
                 spec.webhook.clone(),
             );
             Supervisor::start_in_arbiter(&self.hearing, move |_| {
