@@ -38,7 +38,6 @@ use crate::resample::ResampleError;
 
 /// One input device of the default host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct AudioDevice {
     /// Position in [`list_devices`]'s list.
     pub index: usize,
