@@ -311,20 +311,9 @@ fn is_http_url(url: &str) -> bool {
     (url.starts_with("http://") || url.starts_with("https://")) && url.len() >= 10
 }
 
-/// Hides the password of a `scheme://user:pass@host/...` URL.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
-}
+/// Hides the password of a `scheme://user:pass@host/...` URL (the RTSP source's redaction, so
+/// the API and the source's own messages hide the same thing).
+pub use cav_actors::actor::rtsp_source::redact_url;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -108,17 +108,7 @@ impl ExternalService {
         if let Some(token) = &self.token {
             req = req.set("Authorization", &format!("Bearer {token}"));
         }
-        match req.send_json(payload) {
-            Ok(resp) => Ok(resp.status()),
-            Err(ureq::Error::Status(status, _)) => Err(DeliveryError::Status {
-                url: self.url.clone(),
-                status,
-            }),
-            Err(e) => Err(DeliveryError::Transport {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            }),
-        }
+        send_json(req, &self.url, payload)
     }
 }
 
@@ -167,7 +157,16 @@ pub fn post_json(
     url: &str,
     payload: &impl Serialize,
 ) -> Result<u16, DeliveryError> {
-    match agent.post(url).send_json(payload) {
+    send_json(agent.post(url), url, payload)
+}
+
+/// Sends a prepared request with a JSON body; Ok with the status code on 2xx.
+fn send_json(
+    req: ureq::Request,
+    url: &str,
+    payload: &impl Serialize,
+) -> Result<u16, DeliveryError> {
+    match req.send_json(payload) {
         Ok(resp) => Ok(resp.status()),
         Err(ureq::Error::Status(status, _)) => Err(DeliveryError::Status {
             url: url.to_string(),

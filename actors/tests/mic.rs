@@ -15,6 +15,9 @@
 // thread, so the guard only makes the other tests' threads wait, and cannot deadlock.
 #![allow(clippy::await_holding_lock)]
 
+mod common;
+use common::root;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -37,10 +40,6 @@ const INSTALL_HINT: &str = "PulseAudio and the ALSA pulse plugin are needed for 
 /// The ALSA devices the harness defines for the two sinks' monitors.
 const MONITOR: &str = "vsink_monitor";
 const MONITOR2: &str = "vsink2_monitor";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// One test at a time (see the module comment).
 fn turn() -> MutexGuard<'static, ()> {
@@ -127,16 +126,7 @@ impl Pulse {
     }
 
     fn harness(&self, args: &[&str]) {
-        let out = Command::new(root().join("scripts/pulse-harness.sh"))
-            .args(args)
-            .output()
-            .expect("cannot run scripts/pulse-harness.sh");
-        assert!(
-            out.status.success(),
-            "pulse-harness.sh {args:?} failed:\n{}{}\n{INSTALL_HINT}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::run_harness("pulse-harness.sh", args, INSTALL_HINT);
     }
 
     /// Plays a sine tone (48 kHz stereo, 16 bit) into `sink` until the returned guard drops.
@@ -231,18 +221,7 @@ impl Rig {
 
     /// Waits (up to `limit`) until the source status satisfies `f`; panics with the status if not.
     async fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&SourceSnapshot) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let s = self.status();
-            if f(&s) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {limit:?} waiting for {what}; status: {s:#?}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_for_source(&self.board, &self.id, what, limit, f).await;
     }
 
     async fn wait_running(&self, device: &str) {

@@ -10,7 +10,10 @@
 // thread, so the guard only makes the other tests' threads wait, and cannot deadlock.
 #![allow(clippy::await_holding_lock)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{free_port, root};
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,10 +31,6 @@ use cav_core::{Frame, MonotonicClock};
 const INSTALL_HINT: &str = "OBS Studio and Xvfb are needed for the OBS tests: run scripts/test.sh \
      (it installs obs-studio, xvfb and x11-utils), or apt-get install -y obs-studio xvfb x11-utils";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn media(name: &str) -> PathBuf {
     root().join("tests/data/video").join(name)
 }
@@ -40,13 +39,6 @@ fn media(name: &str) -> PathBuf {
 fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free TCP port")
 }
 
 fn require_obs() {
@@ -82,16 +74,7 @@ impl Obs {
     }
 
     fn harness(&self, args: &[&str]) {
-        let out = Command::new(root().join("scripts/obs-harness.sh"))
-            .args(args)
-            .output()
-            .expect("cannot run scripts/obs-harness.sh");
-        assert!(
-            out.status.success(),
-            "obs-harness.sh {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::run_harness("obs-harness.sh", args, INSTALL_HINT);
     }
 
     fn launch(&self) {
@@ -178,18 +161,7 @@ impl Rig {
 
     /// Waits (up to `limit`) until the source status satisfies `f`; panics with the status if not.
     async fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&SourceSnapshot) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let s = self.status();
-            if f(&s) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {limit:?} waiting for {what}; status: {s:#?}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_for_source(&self.board, &self.id, what, limit, f).await;
     }
 
     /// Collects frames for `d`.
@@ -629,7 +601,9 @@ async fn the_captured_source_can_be_switched_but_not_to_a_missing_one() {
 }
 
 /// Not a check: prints what one frame costs (request sent → decoded `Frame`) at two widths.
+/// Run it with `cargo test --release -p cav-actors --test obs -- --ignored --nocapture`.
 #[actix_rt::test]
+#[ignore = "benchmark: prints timings, checks nothing"]
 async fn screenshot_cost_benchmark() {
     let _turn = turn();
     let obs = Obs::start("av_sync_flash_beep.mp4", None);

@@ -8,6 +8,9 @@
 //!
 //! Each test runs its own server on its own port, so they can run side by side.
 
+mod common;
+use common::{free_port, root};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -29,19 +32,8 @@ const INSTALL_HINT: &str = "the RTSP tests need ffmpeg and GStreamer's RTSP serv
 
 const RATE: f64 = 16_000.0;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn media(name: &str) -> PathBuf {
     root().join("tests/data/video").join(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free TCP port")
 }
 
 fn require_tools() {
@@ -87,16 +79,7 @@ impl Server {
     }
 
     fn harness(&self, args: &[&str]) {
-        let out = Command::new(root().join("scripts/rtsp-harness.sh"))
-            .args(args)
-            .output()
-            .expect("cannot run scripts/rtsp-harness.sh");
-        assert!(
-            out.status.success(),
-            "rtsp-harness.sh {args:?} failed ({INSTALL_HINT}):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::run_harness("rtsp-harness.sh", args, INSTALL_HINT);
     }
 
     fn launch(&self) {
@@ -211,23 +194,7 @@ impl Rig {
         limit: Duration,
         f: impl Fn(&SourceSnapshot) -> bool,
     ) -> Vec<String> {
-        let deadline = Instant::now() + limit;
-        let mut details: Vec<String> = Vec::new();
-        loop {
-            let s = self.status();
-            let detail = s.status.detail.clone().unwrap_or_default();
-            if details.last() != Some(&detail) {
-                details.push(detail);
-            }
-            if f(&s) {
-                return details;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {limit:?} waiting for {what}; status: {s:#?}\ndetails seen: {details:#?}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        common::wait_for_source(&self.board, &self.id, what, limit, f).await
     }
 
     /// Drains the queue every 20 ms until `done` holds (or `limit` passes: a panic).

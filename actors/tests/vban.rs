@@ -5,9 +5,11 @@
 //!
 //! Every test listens on its own free port on 127.0.0.1, so they run side by side.
 
+mod common;
+use common::root;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,10 +27,6 @@ use cav_core::{Clock, MonotonicClock, Timestamp};
 
 const INSTALL_HINT: &str = "the VBAN tests send with the third-party Python package aiovban: \
      python3 -m pip install aiovban==1.1.1 (or set CAV_TEST_PYTHON to a python that has it)";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn python() -> String {
     std::env::var("CAV_TEST_PYTHON").unwrap_or_else(|_| "python3".into())

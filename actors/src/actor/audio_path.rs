@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cav_core::audio_features::AudioAnalyzer;
-use cav_core::{Clock, MonotonicClock, Timestamp, SAMPLE_RATE};
+use cav_core::level::LevelMeter;
+use cav_core::{Clock, MonotonicClock};
 
 use crate::actor::store_writer::StoreSoundEvent;
 use crate::actor::webhooks::SendEvent;
@@ -60,10 +60,8 @@ pub struct AudioPath {
     input: Drain<AudioChunk>,
     /// The sync stage's audio queue, when this source is the one the classifier hears.
     primary: Option<DropOldest<AudioChunk>>,
-    analyzer: AudioAnalyzer,
-    /// Samples of the second being measured, and the capture time of the first.
-    second: Vec<f32>,
-    second_start: Option<Timestamp>,
+    /// The source's level, second by second.
+    level: LevelMeter,
 }
 
 impl AudioPath {
@@ -92,9 +90,7 @@ impl AudioPath {
             clock,
             input,
             primary,
-            analyzer: AudioAnalyzer::new(SAMPLE_RATE),
-            second: Vec::with_capacity(SAMPLE_RATE as usize),
-            second_start: None,
+            level: LevelMeter::new(),
         }
     }
 
@@ -169,30 +165,17 @@ impl AudioPath {
     }
 
     fn measure(&mut self, chunk: &AudioChunk) {
-        let mut t = chunk.captured;
-        let mut rest = &chunk.samples[..];
-        while !rest.is_empty() {
-            let start = *self.second_start.get_or_insert(t);
-            let room = SAMPLE_RATE as usize - self.second.len();
-            let take = room.min(rest.len());
-            self.second.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            t = t + Duration::from_micros(take as u64 * 1_000_000 / SAMPLE_RATE as u64);
-            if self.second.len() == SAMPLE_RATE as usize {
-                let f = self.analyzer.analyze(&self.second);
-                self.board.source_level(
-                    &self.id,
-                    LevelReading {
-                        at: start,
-                        dbfs: f.dbfs,
-                        rms: f.rms,
-                        peak: f.peak,
-                        dominant_hz: f.dominant_hz,
-                    },
-                );
-                self.second.clear();
-                self.second_start = None;
-            }
+        for (at, f) in self.level.push(chunk.captured, &chunk.samples) {
+            self.board.source_level(
+                &self.id,
+                LevelReading {
+                    at,
+                    dbfs: f.dbfs,
+                    rms: f.rms,
+                    peak: f.peak,
+                    dominant_hz: f.dominant_hz,
+                },
+            );
         }
     }
 }
@@ -219,8 +202,7 @@ impl Supervised for AudioPath {
     fn restarting(&mut self, _: &mut Self::Context) {
         self.board
             .actor_restarted(&Self::name(&self.id), self.clock.now());
-        self.second.clear();
-        self.second_start = None;
+        self.level.reset();
         self.hearing = self
             .kit
             .as_ref()
