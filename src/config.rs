@@ -64,6 +64,8 @@ pub struct Config {
     pub sync: SyncConfig,
     pub classifier: ClassifierConfig,
     pub external_service: ExternalServiceConfig,
+    pub outbox: OutboxConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
     pub vban: VbanConfig,
     pub hearing: HearingSection,
@@ -325,6 +327,27 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// Windows of one class further apart than this start a new span.
+    pub span_merge_gap_s: f64,
+}
+
+/// `[retention]`: days to keep each kind of record; 0 keeps it forever.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub activities_days: u32,
+    pub spans_days: u32,
+    pub sound_events_days: u32,
+    pub delivered_days: u32,
+    pub dead_letter_days: u32,
+}
+
+/// `[outbox]`: how failed deliveries are retried.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    pub backoff_initial_s: f64,
+    pub backoff_max_s: f64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -403,6 +426,8 @@ pub struct ExternalServiceConfig {
     #[serde(default)]
     pub token: Option<String>,
     pub timeout_s: f64,
+    /// One POST per window, or the latest result every `interval_s` when that is longer.
+    pub interval_s: f64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -604,6 +629,30 @@ impl Config {
             self.external_service.timeout_s,
             0.1,
             300.0,
+        )?;
+        range(
+            "external_service.interval_s",
+            self.external_service.interval_s,
+            0.0,
+            86_400.0,
+        )?;
+        range(
+            "storage.span_merge_gap_s",
+            self.storage.span_merge_gap_s,
+            0.0,
+            86_400.0,
+        )?;
+        range(
+            "outbox.backoff_initial_s",
+            self.outbox.backoff_initial_s,
+            0.01,
+            3600.0,
+        )?;
+        range(
+            "outbox.backoff_max_s",
+            self.outbox.backoff_max_s,
+            self.outbox.backoff_initial_s,
+            86_400.0,
         )?;
         self.vban.bind.parse::<SocketAddr>().map_err(|_| {
             ConfigError::invalid(

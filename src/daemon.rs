@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cav_actors::actor::file_source::{FileSourceSettings, Streams};
+use cav_actors::actor::outbox::OutboxSettings;
+use cav_actors::actor::store_writer::StoreSettings;
 use cav_actors::actor::sync::SyncSettings;
-use cav_actors::delivery::ExternalService;
+use cav_actors::delivery::{Backoff, Endpoint};
 use cav_actors::health::StatusBoard;
 use cav_actors::obs::ObsSettings;
 use cav_actors::pipeline::{Pipeline, PipelineSettings};
+use cav_actors::store::{ExternalPolicy, Retention};
 use cav_core::{Clock, MonotonicClock, RuleClassifier};
 
 use crate::api::sources::SourcesState;
@@ -165,13 +168,29 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
     } else {
         None
     };
-    let external = config.external_service.url.clone().map(|url| {
-        ExternalService::new(
+    let external = &config.external_service;
+    let store = StoreSettings {
+        span_gap: Duration::from_secs_f64(config.storage.span_merge_gap_s),
+        external: external.url.clone().map(|url| ExternalPolicy {
             url,
-            config.external_service.token.clone(),
-            Duration::from_secs_f64(config.external_service.timeout_s),
-        )
-    });
+            interval_ms: (external.interval_s * 1000.0).round() as i64,
+        }),
+        retention: retention(config),
+    };
+    let outbox = OutboxSettings {
+        external: external.url.clone().map(|url| {
+            Endpoint::new(
+                Some(url),
+                external.token.clone(),
+                Duration::from_secs_f64(external.timeout_s),
+            )
+        }),
+        webhook_timeout: Duration::from_secs_f64(config.hearing.webhook_timeout_s),
+        backoff: Backoff {
+            initial: Duration::from_secs_f64(config.outbox.backoff_initial_s),
+            max: Duration::from_secs_f64(config.outbox.backoff_max_s),
+        },
+    };
     let obs = config.obs.enabled.then(|| {
         (
             "obs".to_string(),
@@ -197,7 +216,6 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
     Ok(PipelineSettings {
         hearing,
         file_webhook: config.file.webhook.clone(),
-        webhook_timeout: Duration::from_secs_f64(config.hearing.webhook_timeout_s),
         // Validated in `Config::validate`.
         vban_bind: config
             .vban
@@ -217,6 +235,18 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         queue_frames: config.video.queue_frames,
         queue_chunks: config.audio.queue_chunks,
         store_dir: config.storage.data_dir.join("store"),
-        external,
+        store,
+        outbox,
     })
+}
+
+fn retention(config: &Config) -> Retention {
+    let r = &config.retention;
+    Retention {
+        activities_days: r.activities_days,
+        spans_days: r.spans_days,
+        sound_events_days: r.sound_events_days,
+        delivered_days: r.delivered_days,
+        dead_letter_days: r.dead_letter_days,
+    }
 }

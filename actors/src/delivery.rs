@@ -1,4 +1,5 @@
-//! Delivery of results to the external service over HTTP (blocking, ureq).
+//! Delivery of results over HTTP (blocking, ureq): the wire payloads, one POST, and the retry
+//! policy; the outbox dispatcher drives them.
 //!
 //! The payload is a wire DTO of its own ([`ExternalPayload`]); its shape is the external
 //! service's contract and must not follow internal refactors.
@@ -72,25 +73,28 @@ pub enum DeliveryError {
     Transport { url: String, reason: String },
 }
 
-/// A configured external service.
+/// Where and how one destination's deliveries are POSTed.
 #[derive(Clone)]
-pub struct ExternalService {
+pub struct Endpoint {
     agent: ureq::Agent,
-    url: String,
+    /// Overrides each entry's own URL (the external service: its configured URL, so that a
+    /// corrected URL also carries the results queued before the correction).
+    url: Option<String>,
     token: Option<String>,
 }
 
-impl std::fmt::Debug for ExternalService {
+impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the token.
-        f.debug_struct("ExternalService")
+        f.debug_struct("Endpoint")
             .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "***"))
             .finish()
     }
 }
 
-impl ExternalService {
-    pub fn new(url: String, token: Option<String>, timeout: Duration) -> Self {
+impl Endpoint {
+    pub fn new(url: Option<String>, token: Option<String>, timeout: Duration) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout(timeout)
             .user_agent(concat!("classify-audio-video/", env!("CARGO_PKG_VERSION")))
@@ -98,23 +102,68 @@ impl ExternalService {
         Self { agent, url, token }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The URL a delivery addressed to `entry_url` goes to.
+    pub fn url_for<'a>(&'a self, entry_url: &'a str) -> &'a str {
+        self.url.as_deref().unwrap_or(entry_url)
     }
 
-    /// POSTs one payload; Ok with the status code on 2xx.
-    pub fn post(&self, payload: &ExternalPayload) -> Result<u16, DeliveryError> {
-        let mut req = self.agent.post(&self.url);
+    /// POSTs one delivery once, with its idempotency key and the bearer token if any; Ok with
+    /// the status code on 2xx.
+    pub fn post(
+        &self,
+        entry_url: &str,
+        idempotency_key: &str,
+        payload: &impl Serialize,
+    ) -> Result<u16, DeliveryError> {
+        let url = self.url_for(entry_url);
+        let mut req = self.agent.post(url).set("Idempotency-Key", idempotency_key);
         if let Some(token) = &self.token {
             req = req.set("Authorization", &format!("Bearer {token}"));
         }
-        send_json(req, &self.url, payload)
+        send_json(req, url, payload)
+    }
+}
+
+/// Delays between attempts: exponential from `initial`, capped at `max`, with "equal jitter"
+/// (half the delay fixed, half random) so that many daemons behind one failed receiver do not
+/// retry in lockstep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay after `failures` failed attempts (1 = the first failure); `unit` is a random
+    /// number in [0, 1).
+    pub fn delay(&self, failures: u32, unit: f64) -> Duration {
+        let exp = failures.saturating_sub(1).min(30);
+        let full = self
+            .initial
+            .saturating_mul(1u32 << exp.min(20))
+            .min(self.max);
+        full / 2 + full.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_half_jitter() {
+        let b = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(b.delay(1, 0.0), Duration::from_millis(500));
+        assert_eq!(b.delay(1, 0.5), Duration::from_millis(750));
+        assert_eq!(b.delay(3, 0.0), Duration::from_secs(2));
+        assert_eq!(b.delay(3, 1.0), Duration::from_secs(4));
+        assert_eq!(b.delay(10, 1.0), Duration::from_secs(60));
+        assert_eq!(b.delay(10, 0.0), Duration::from_secs(30));
+        assert_eq!(b.delay(u32::MAX, 0.5), Duration::from_secs(45));
+    }
 
     #[test]
     fn iso8601_is_utc_with_milliseconds() {
@@ -185,6 +234,14 @@ impl DeliveryError {
         match self {
             Self::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             Self::Transport { .. } => true,
+        }
+    }
+
+    /// The HTTP status the receiver answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            Self::Transport { .. } => None,
         }
     }
 }

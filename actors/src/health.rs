@@ -103,6 +103,8 @@ pub struct PipelineCounters {
     pub sound_events: AtomicU64,
     pub webhooks_sent: AtomicU64,
     pub webhook_errors: AtomicU64,
+    /// Deliveries refused for good (4xx other than 408/429).
+    pub dead_lettered: AtomicU64,
 }
 
 /// A copy of [`PipelineCounters`] at one moment.
@@ -119,6 +121,7 @@ pub struct PipelineSnapshot {
     pub sound_events: u64,
     pub webhooks_sent: u64,
     pub webhook_errors: u64,
+    pub dead_lettered: u64,
 }
 
 impl PipelineCounters {
@@ -136,6 +139,7 @@ impl PipelineCounters {
             sound_events: load(&self.sound_events),
             webhooks_sent: load(&self.webhooks_sent),
             webhook_errors: load(&self.webhook_errors),
+            dead_lettered: load(&self.dead_lettered),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Threads: the analysis arbiter runs sync, features and classifier (CPU work off the HTTP
 //! thread); the store arbiter runs the store writer (fsync must not stall analysis); the file
-//! source's decoding runs on its own worker thread; the dispatcher on a sync-arbiter thread.
+//! source's decoding runs on its own worker thread; the outbox delivers on a thread per destination.
 //! Shutdown stops the sources first, then flushes the store, so nothing in flight is lost
 //! except a partial classification window.
 
@@ -15,16 +15,14 @@ use cav_core::{Classifier, Clock, MonotonicClock};
 
 use crate::actor::audio_path::{AudioPath, HearingKit};
 use crate::actor::classifier::ClassifierActor;
-use crate::actor::dispatcher::Dispatcher;
 use crate::actor::features::FeatureActor;
 use crate::actor::file_source::{FileSource, FileSourceSettings, StopSource};
 use crate::actor::obs_source::ObsSource;
+use crate::actor::outbox::{OutboxDispatcher, OutboxSettings};
 use crate::actor::source_manager::{AdoptPath, ApplySources, AudioSourceSpec, SourceManager};
-use crate::actor::store_writer::{Flush, StoreWriter};
+use crate::actor::store_writer::{Flush, StoreSettings, StoreWriter};
 use crate::actor::sync::{SyncActor, SyncSettings};
-use crate::actor::webhooks::WebhookSender;
-use crate::delivery::ExternalService;
-use crate::health::{ActorState, StatusBoard};
+use crate::health::StatusBoard;
 use crate::messages::{AudioChunk, Classification, ExpectStreams};
 use crate::obs::ObsSettings;
 use crate::queue::{drop_oldest, DropOldest};
@@ -43,8 +41,6 @@ pub struct PipelineSettings {
     pub hearing: Option<(Arc<cav_models::Yamnet>, cav_models::hearing::HearingConfig)>,
     /// Where the file source's sound events are POSTed.
     pub file_webhook: Option<String>,
-    /// Per-try timeout of webhook POSTs.
-    pub webhook_timeout: Duration,
     /// Where the VBAN receiver listens (when a VBAN source is enabled).
     pub vban_bind: std::net::SocketAddr,
     pub sync: SyncSettings,
@@ -53,7 +49,10 @@ pub struct PipelineSettings {
     pub queue_frames: usize,
     pub queue_chunks: usize,
     pub store_dir: PathBuf,
-    pub external: Option<ExternalService>,
+    /// Spans, the external service's schedule, retention.
+    pub store: StoreSettings,
+    /// Where deliveries go and how they are retried.
+    pub outbox: OutboxSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +73,7 @@ pub struct Pipeline {
     pub features: Addr<FeatureActor>,
     pub classifier: Addr<ClassifierActor>,
     pub store_writer: Addr<StoreWriter>,
-    pub dispatcher: Option<Addr<Dispatcher>>,
+    pub outbox: Addr<OutboxDispatcher>,
     /// Analysis paths of the built-in sources' audio.
     pub audio_paths: Vec<Addr<AudioPath>>,
     /// The sync stage's audio queue, for the source the classifier hears.
@@ -94,22 +93,22 @@ impl Pipeline {
         let analysis = Arbiter::new();
         let storage = Arbiter::new();
 
-        let store_writer = {
+        let outbox = {
             let (board, clock, store) = (board.clone(), clock.clone(), store.clone());
+            let outbox_settings = settings.outbox.clone();
             Supervisor::start_in_arbiter(&storage.handle(), move |_| {
-                StoreWriter::new(board, clock, store)
+                OutboxDispatcher::new(board, clock, store, outbox_settings)
             })
         };
-        let dispatcher = settings.external.clone().map(|service| {
-            let board = board.clone();
-            board.actor_state(Dispatcher::NAME, ActorState::Running, clock.now());
-            SyncArbiter::start(1, move || Dispatcher::new(board.clone(), service.clone()))
-        });
+        let store_writer = {
+            let (board, clock, store) = (board.clone(), clock.clone(), store.clone());
+            let (store_settings, wake) = (settings.store.clone(), outbox.clone().recipient());
+            Supervisor::start_in_arbiter(&storage.handle(), move |_| {
+                StoreWriter::new(board, clock, store, store_settings, wake)
+            })
+        };
 
-        let mut outputs: Vec<Recipient<Classification>> = vec![store_writer.clone().recipient()];
-        if let Some(d) = &dispatcher {
-            outputs.push(d.clone().recipient());
-        }
+        let outputs: Vec<Recipient<Classification>> = vec![store_writer.clone().recipient()];
         // Where the window's data came from, e.g. "file" or "obs+file".
         let source_name = {
             let mut ids: Vec<&str> = Vec::new();
@@ -183,15 +182,10 @@ impl Pipeline {
             audio: Some(settings.primary_audio.is_some()),
         });
         let hearing = Arbiter::new();
-        let webhooks = {
-            let (board, timeout) = (board.clone(), settings.webhook_timeout);
-            SyncArbiter::start(2, move || WebhookSender::new(board.clone(), timeout))
-        };
         let kit = settings.hearing.clone().map(|(yamnet, config)| HearingKit {
             yamnet,
             config,
             store: store_writer.clone().recipient(),
-            webhooks: webhooks.clone().recipient(),
         });
         let mut paths = Vec::new();
         let file_id = settings
@@ -276,7 +270,7 @@ impl Pipeline {
             features,
             classifier: classifier_addr,
             store_writer,
-            dispatcher,
+            outbox,
             audio_paths: paths,
             sync_audio: sync_audio_tx,
             arbiters: vec![analysis, storage, hearing],

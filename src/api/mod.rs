@@ -1,4 +1,5 @@
-//! The HTTP API (warp): `/api/health`, `/api/status`, `/api/current-activity`.
+//! The HTTP API (warp): `/api/health`, `/api/status`, `/api/current-activity`, and the routes of
+//! the submodules (OBS, sources, live events, history and statistics, exports).
 //!
 //! Every response is JSON, errors included (`{"error": .., "status": ..}` with a 4xx/5xx
 //! code). Handlers only read the status board and the store; they never block on an actor.
@@ -8,6 +9,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod dto;
+pub mod export;
+pub mod history;
 pub mod live;
 pub mod obs;
 pub mod sources;
@@ -58,6 +61,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
     let obs_routes = obs::routes(state.clone());
     let source_routes = sources::routes(state.clone());
     let live_routes = live::routes(state.clone());
+    let history_routes = history::routes(state.clone());
     let with_state = warp::any().map(move || state.clone());
 
     let health = warp::path!("api" / "health").and(warp::get()).map(|| {
@@ -87,6 +91,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(obs_routes)
         .or(source_routes)
         .or(live_routes)
+        .or(history_routes)
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");

@@ -15,6 +15,7 @@ pub mod audio_features;
 pub mod classify;
 pub mod features;
 pub mod frame;
+pub mod history;
 pub mod level;
 pub mod stats;
 pub mod time;

@@ -14,7 +14,6 @@ use cav_core::level::LevelMeter;
 use cav_core::{Clock, MonotonicClock};
 
 use crate::actor::store_writer::StoreSoundEvent;
-use crate::actor::webhooks::SendEvent;
 use crate::events::{LabelScore, LabelsReading, LiveEvent, SoundEventRecord};
 use crate::health::{ActorState, LevelReading, StatusBoard};
 use crate::messages::AudioChunk;
@@ -40,7 +39,6 @@ pub struct HearingKit {
     pub yamnet: Arc<cav_models::Yamnet>,
     pub config: cav_models::hearing::HearingConfig,
     pub store: Recipient<StoreSoundEvent>,
-    pub webhooks: Recipient<SendEvent>,
 }
 
 impl std::fmt::Debug for HearingKit {
@@ -151,13 +149,10 @@ impl AudioPath {
                         .bus()
                         .publish(LiveEvent::SoundEvent(record.clone()));
                     if let Some(kit) = &self.kit {
-                        if let Some(url) = &self.webhook {
-                            kit.webhooks.do_send(SendEvent {
-                                url: url.clone(),
-                                event: record.clone(),
-                            });
-                        }
-                        kit.store.do_send(StoreSoundEvent(record));
+                        kit.store.do_send(StoreSoundEvent {
+                            event: record,
+                            webhook: self.webhook.clone(),
+                        });
                     }
                 }
             }

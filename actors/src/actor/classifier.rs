@@ -95,15 +95,7 @@ impl Handler<SpanFeaturesMsg> for ClassifierActor {
                 .counters()
                 .windows
                 .fetch_add(1, Ordering::Relaxed);
-            this.board.set_current(c.clone());
-            this.board
-                .bus()
-                .publish(crate::events::LiveEvent::Activity {
-                    activity: c.decision.activity.to_string(),
-                    confidence: c.decision.confidence,
-                    window_start_ms: c.start().millis(),
-                    window_end_ms: c.end().millis(),
-                });
+            // The store writer shows it (status board, live events) once it is on disk.
             for out in &this.outputs {
                 out.do_send(c.clone());
             }

@@ -3,14 +3,13 @@
 
 pub mod audio_path;
 pub mod classifier;
-pub mod dispatcher;
 pub mod features;
 pub mod file_source;
 pub mod mic_source;
 pub mod obs_source;
+pub mod outbox;
 pub mod rtsp_source;
 pub mod source_manager;
 pub mod store_writer;
 pub mod sync;
 pub mod vban_source;
-pub mod webhooks;
