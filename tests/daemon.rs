@@ -71,7 +71,7 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
         "features",
         "classifier",
         "store_writer",
-        "dispatcher",
+        "outbox",
     ] {
         assert_eq!(
             status["actors"][actor]["state"], "running",
@@ -103,6 +103,8 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
     .unwrap_or_else(|| panic!("nothing delivered:\n{}", daemon.log_text()));
     assert_eq!(hook["method"], "POST");
     assert_eq!(hook["headers"]["Authorization"], "Bearer s3cret");
+    let key = hook["headers"]["Idempotency-Key"].as_str().unwrap();
+    assert!(key.contains("-window-"), "{key}");
     let body = &hook["json"];
     assert!(
         CLASSES.contains(&body["activity"].as_str().unwrap()),

@@ -135,10 +135,17 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(dir: &Path, status: u16) -> Receiver {
+        Self::start_with(dir, 0, &["--status", &status.to_string()])
+    }
+
+    /// Starts the receiver on `port` (0: any) with extra arguments, e.g. `--fail-first 5`.
+    /// Its log is `dir/hooks.jsonl` (appended to, so a restarted receiver keeps the history).
+    pub fn start_with(dir: &Path, port: u16, args: &[&str]) -> Receiver {
         let log = dir.join("hooks.jsonl");
         let mut child = Command::new("python3")
             .arg(repo().join("tests/tools/webhook_receiver.py"))
-            .args(["--port", "0", "--status", &status.to_string()])
+            .args(["--port", &port.to_string()])
+            .args(args)
             .arg("--log")
             .arg(&log)
             .stdout(Stdio::piped())
