@@ -295,7 +295,7 @@ impl History {
                 (start_ms + i64::from(TZ_OFFSET_S) * 1000).rem_euclid(DAY_MS) / MINUTE_MS;
             let mut class = scheduled(local_minute);
             if self.rng.next_u32() % 100 < 3 {
-                class = neighbour(class, self.rng.next_u32() % 2 == 0);
+                class = neighbour(class, self.rng.next_u32().is_multiple_of(2));
             }
             let mut w = self.templates[ActivityClass::ALL
                 .iter()
@@ -362,7 +362,7 @@ fn fmt_count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -422,15 +422,23 @@ fn run_history(base: &Path, window_s: i64, days: i64) -> Result<Column, StoreErr
     let (mut build, mut import) = (Duration::ZERO, Duration::ZERO);
     let mut imported = 0u64;
     let mut expected_ms = 0i64;
+    let mut json_bytes = None;
     while history.next < history.windows {
         let t = Instant::now();
         let chunk = history.next_chunk();
         build += t.elapsed();
+        if json_bytes.is_none() {
+            let bytes: usize = chunk
+                .iter()
+                .map(|w| serde_json::to_vec(w).map(|v| v.len()))
+                .sum::<Result<usize, _>>()?;
+            json_bytes = Some(bytes as f64 / chunk.len().max(1) as f64);
+        }
         expected_ms += chunk.iter().map(|w| w.end_ms - w.start_ms).sum::<i64>();
         let t = Instant::now();
         imported += store.import_windows(&chunk, SPAN_GAP_MS)?;
         import += t.elapsed();
-        if imported % (10 * CHUNK as u64) == 0 {
+        if imported.is_multiple_of(10 * CHUNK as u64) {
             eprintln!(
                 "  … {} windows imported in {}",
                 fmt_count(imported),
@@ -440,6 +448,10 @@ fn run_history(base: &Path, window_s: i64, days: i64) -> Result<Column, StoreErr
     }
     col.row("windows", fmt_count(history.windows));
     col.row("build windows (memory, not stored)", fmt_time(build));
+    col.row(
+        "record JSON bytes per window (mean)",
+        format!("{:.0}", json_bytes.unwrap_or(0.0)),
+    );
     col.row("import_windows", fmt_time(import));
     col.row(
         "import rate",
@@ -461,7 +473,7 @@ fn run_history(base: &Path, window_s: i64, days: i64) -> Result<Column, StoreErr
             dir_bytes(&dir).expect("the store directory") as f64 / imported as f64
         ),
     );
-    let count = store.classification_count() as u64;
+    let count: u64 = store.classification_count();
     drop(store);
 
     let t = Instant::now();
@@ -481,7 +493,7 @@ fn run_history(base: &Path, window_s: i64, days: i64) -> Result<Column, StoreErr
     col.row("  spans(all, limit 0) time", fmt_time(t));
 
     let (t, stats_year) = timed(|| store.statistics(year, tz))?;
-    col.row("statistics(year)", fmt_time(t));
+    col.row("statistics(whole history)", fmt_time(t));
     let (t, stats_month) = timed(|| store.statistics(month, tz))?;
     col.row("statistics(month, :17 edges)", fmt_time(t));
     let (t, stats_day) = timed(|| store.statistics(day, tz))?;

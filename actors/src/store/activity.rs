@@ -11,8 +11,9 @@ use sled::Transactional;
 
 use super::outbox::{enqueue, NewDelivery};
 use super::{
-    decode, key_ms, ms_key, read_i64, window_key, Store, StoreError, StoredClassification,
-    META_EXTERNAL_LAST_END, META_MAX_WINDOW_MS, META_OPEN_SPAN,
+    decode, key_ms, ms_key, read_i64, read_u64, window_key, Store, StoreError,
+    StoredClassification, META_EXTERNAL_LAST_END, META_MAX_WINDOW_MS, META_OPEN_SPAN,
+    META_WINDOW_COUNT,
 };
 use crate::delivery::ExternalPayload;
 use crate::messages::Classification;
@@ -161,6 +162,8 @@ impl Store {
                     // The same window again (a replay): already counted everywhere.
                     return Ok(None);
                 }
+                let count = read_u64(meta.get(META_WINDOW_COUNT)?).unwrap_or(0) + 1;
+                meta.insert(META_WINDOW_COUNT, &count.to_be_bytes())?;
                 let started = merge_into_spans(spans, meta, &record, span_gap_ms)?;
                 for (hour, add) in window_rollup(&record, started) {
                     let hkey = hourly_key(hour, record.class);
@@ -200,8 +203,18 @@ impl Store {
         Ok(PutOutcome { queued })
     }
 
-    pub fn classification_count(&self) -> usize {
-        self.classifications.len()
+    /// Stored windows (a counter kept with them, not a walk of the tree).
+    pub fn classification_count(&self) -> u64 {
+        read_u64(self.meta.get(META_WINDOW_COUNT).ok().flatten()).unwrap_or(0)
+    }
+
+    /// Adds `delta` to the stored-window counter (imports, retention).
+    pub(super) fn adjust_window_count(&self, delta: i64) -> Result<(), StoreError> {
+        self.meta.update_and_fetch(META_WINDOW_COUNT, |old| {
+            let n = read_u64(old.map(sled::IVec::from)).unwrap_or(0) as i64;
+            Some((n + delta).max(0).to_be_bytes().to_vec())
+        })?;
+        Ok(())
     }
 
     /// The newest `limit` classifications, newest first.
@@ -412,8 +425,15 @@ impl Store {
         let mut longest = self.max_window_ms()?;
         let mut batch = sled::Batch::default();
         let mut span_batch = sled::Batch::default();
+        let mut fresh = 0i64;
         for stored in windows {
             let record = stored.record();
+            if !self
+                .classifications
+                .contains_key(window_key(stored.start_ms, stored.end_ms))?
+            {
+                fresh += 1;
+            }
             batch.insert(
                 &window_key(stored.start_ms, stored.end_ms),
                 serde_json::to_vec(stored)?,
@@ -440,7 +460,7 @@ impl Store {
             }
             longest = longest.max(record.end_ms - record.start_ms);
             count += 1;
-            if count % 10_000 == 0 {
+            if count.is_multiple_of(10_000) {
                 self.classifications
                     .apply_batch(std::mem::take(&mut batch))?;
                 self.spans.apply_batch(std::mem::take(&mut span_batch))?;
@@ -462,13 +482,17 @@ impl Store {
         }
         self.meta
             .insert(META_MAX_WINDOW_MS, &longest.to_be_bytes())?;
+        self.adjust_window_count(fresh)?;
         self.db.flush()?;
         Ok(count)
     }
 }
 
+/// `[from, to)` in Unix ms.
+type Interval = (i64, i64);
+
 /// Splits a range into the whole UTC hours inside it and the partial hours at its ends.
-fn split_range(range: TimeRange) -> (Option<(i64, i64)>, Vec<(i64, i64)>) {
+fn split_range(range: TimeRange) -> (Option<Interval>, Vec<Interval>) {
     if range.end_ms <= range.start_ms {
         return (None, Vec::new());
     }
@@ -566,6 +590,7 @@ mod tests {
     fn storing_the_same_window_twice_counts_it_once() {
         let (_dir, store) = store();
         put(&store, &[(0, 600, Busy), (0, 600, Busy)]);
+        assert_eq!(store.classification_count(), 1);
         let stats = store
             .statistics(TimeRange::all(), FixedOffset::east_opt(0).unwrap())
             .unwrap();

@@ -27,6 +27,9 @@ pub(super) fn run(store: &Store, from: u32) -> Result<(), StoreError> {
         store.spans.clear()?;
         store.hourly.clear()?;
         store.meta.remove(super::META_OPEN_SPAN)?;
+        store.meta.remove(super::META_WINDOW_COUNT)?;
+        // The windows are there already: import counts only new ones, so count them here.
+        store.adjust_window_count(windows.len() as i64)?;
         store.import_windows(&windows, REBUILD_SPAN_GAP_MS)?;
     }
     Ok(())
@@ -68,6 +71,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(stats.windows, 3);
+        assert_eq!(store.classification_count(), 3);
         assert!((stats.observed_s - 900.0).abs() < 1e-9);
         drop(store);
         // Opening again does not migrate again.

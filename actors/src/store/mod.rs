@@ -62,6 +62,8 @@ const META_MAX_WINDOW_MS: &[u8] = b"max_window_ms";
 /// End (ms) of the last window queued for the external service.
 const META_EXTERNAL_LAST_END: &[u8] = b"external_last_end_ms";
 const META_DELIVERED_TOTAL: &[u8] = b"delivered_total";
+/// Number of stored windows (sled's `len` walks the whole tree; the status page asks often).
+const META_WINDOW_COUNT: &[u8] = b"window_count";
 const META_DEAD_TOTAL: &[u8] = b"dead_total";
 
 #[derive(Debug, thiserror::Error)]
@@ -222,11 +224,36 @@ impl Store {
         if found < SCHEMA_VERSION {
             migrate::run(&store, found)?;
         }
+        store.check()?;
         store
             .meta
             .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
         store.db.flush()?;
         Ok(store)
+    }
+
+    /// Checks what a crash could have left inconsistent and logs what the store holds.
+    /// sled itself recovers its log at open; what is ours to check is the metadata: the open
+    /// span must exist (else the newest span is reopened).
+    fn check(&self) -> Result<(), StoreError> {
+        let open = self.meta.get(META_OPEN_SPAN)?;
+        let valid = match &open {
+            Some(k) => self.spans.contains_key(k)?,
+            None => self.spans.is_empty(),
+        };
+        if !valid {
+            tracing::warn!("store: the open span is missing; reopening the newest span");
+            match self.spans.last()? {
+                Some((k, _)) => self.meta.insert(META_OPEN_SPAN, k)?,
+                None => self.meta.remove(META_OPEN_SPAN)?,
+            };
+        }
+        tracing::info!(
+            windows = self.classification_count(),
+            outbox_pending = self.outbox.len(),
+            "store opened"
+        );
+        Ok(())
     }
 
     /// This store's random id (stable across restarts).

@@ -74,6 +74,9 @@ impl Store {
                 n += 1;
             }
             tree.apply_batch(batch)?;
+            if std::ptr::eq(tree, &self.classifications) {
+                self.adjust_window_count(-(n as i64))?;
+            }
             report.removed += n as u64;
             if report.more {
                 break;
