@@ -83,7 +83,7 @@ pub struct StatusDto {
     pub actors: BTreeMap<String, ActorStatus>,
     pub sources: BTreeMap<String, SourceSnapshot>,
     pub pipeline: PipelineSnapshot,
-    pub stored_classifications: usize,
+    pub stored_classifications: u64,
     pub last_classification: Option<CurrentActivityDto>,
     /// Features of the most recent span (about the last second): what the daemon sees and hears
     /// right now.
