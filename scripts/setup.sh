@@ -6,11 +6,12 @@ set -euo pipefail
 BUILD_PKGS=(build-essential pkg-config clang libclang-dev libopencv-dev libasound2-dev ca-certificates curl)
 # Real peers for the tests: python3 (webhook receiver, VBAN sender), OBS Studio + Xvfb (+ Mesa for
 # software rendering), PulseAudio with the ALSA plugin (microphone tests), GStreamer's RTSP server
-# and ffmpeg (RTSP tests).
+# and ffmpeg (RTSP tests), systemd (systemd-analyze verify of the unit file), Mosquitto (MQTT).
 TEST_PKGS=(python3 python3-venv obs-studio xvfb x11-utils libgl1-mesa-dri ffmpeg
   pulseaudio pulseaudio-utils libasound2-plugins
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad)
+  gstreamer1.0-plugins-bad systemd
+  mosquitto mosquitto-clients)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -30,13 +31,14 @@ if ((${#missing[@]})); then
 fi
 
 if [[ "${1:-}" == "--test" ]]; then
-  # The third-party VBAN sender (PyPI) lives in a virtual environment of its own: Debian's
-  # Python does not take pip installs system-wide.
+  # Test peers from PyPI live in a virtual environment of their own (Debian's Python does not
+  # take pip installs system-wide): a third-party VBAN sender, and Prometheus' own parser of the
+  # metrics text format.
   VENV="$HOME/.cache/cav-test-venv"
-  if ! "$VENV/bin/python" -c "import aiovban" 2>/dev/null; then
-    echo "setup: installing aiovban==1.1.1 into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q aiovban==1.1.1
+  if ! "$VENV/bin/python" -c "import aiovban, prometheus_client" 2>/dev/null; then
+    echo "setup: installing aiovban==1.1.1 prometheus-client==0.21.1 into $VENV"
+    [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q aiovban==1.1.1 prometheus-client==0.21.1
   fi
   export CAV_TEST_PYTHON="$VENV/bin/python"
 fi

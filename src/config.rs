@@ -69,6 +69,7 @@ pub struct Config {
     pub log: LogConfig,
     pub vban: VbanConfig,
     pub hearing: HearingSection,
+    pub mqtt: MqttConfig,
     /// Audio sources besides the file source: microphones, VBAN streams, RTSP streams.
     #[serde(default)]
     pub sources: Vec<SourceDef>,
@@ -321,6 +322,13 @@ pub use cav_actors::actor::rtsp_source::redact_url;
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub bind: String,
+    /// API token; empty: none.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `/api/status` answers without the token.
+    pub public_status: bool,
+    /// Comma-separated origins allowed to call the API from other web pages; empty: none.
+    pub cors_origins: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -437,6 +445,128 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// `[mqtt]`: publishing to an MQTT broker, with Home Assistant discovery.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    /// Empty or unset: no authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Never logged.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Empty: `cav-<node_id>`.
+    pub client_id: String,
+    /// This daemon's name on the broker and in Home Assistant: one per room or home.
+    pub node_id: String,
+    /// Empty: `classify-audio-video/<node_id>`.
+    pub base_topic: String,
+    pub discovery_prefix: String,
+    /// Publish Home Assistant discovery configurations.
+    pub discovery: bool,
+    pub keepalive_s: u64,
+    /// Reconnect delays double from 1 s up to this.
+    pub reconnect_max_s: u64,
+}
+
+impl MqttConfig {
+    /// The publisher's settings, defaults resolved; `video_sources` are the ids of sources
+    /// without audio (they get no sound-event entity).
+    pub fn settings(&self, video_sources: Vec<String>) -> cav_actors::mqtt::MqttSettings {
+        cav_actors::mqtt::MqttSettings {
+            host: self.host.clone(),
+            port: self.port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            client_id: if self.client_id.is_empty() {
+                format!("cav-{}", self.node_id)
+            } else {
+                self.client_id.clone()
+            },
+            node_id: self.node_id.clone(),
+            base_topic: self.base_topic.clone(),
+            discovery_prefix: self.discovery_prefix.clone(),
+            discovery: self.discovery,
+            keepalive: Duration::from_secs(self.keepalive_s),
+            reconnect_max: Duration::from_secs(self.reconnect_max_s),
+            video_sources,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let node_ok = !self.node_id.is_empty()
+            && self.node_id.len() <= 64
+            && self
+                .node_id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if !node_ok {
+            return Err(ConfigError::invalid(
+                "mqtt.node_id",
+                format!(
+                    "{:?} must be 1-64 characters a-z, 0-9, '_' or '-'",
+                    self.node_id
+                ),
+            ));
+        }
+        for (key, topic, may_be_empty) in [
+            ("mqtt.base_topic", &self.base_topic, true),
+            ("mqtt.discovery_prefix", &self.discovery_prefix, false),
+        ] {
+            if topic.is_empty() && may_be_empty {
+                continue;
+            }
+            let ok = !topic.is_empty()
+                && topic.len() <= 200
+                && !topic.starts_with('$')
+                && !topic.starts_with('/')
+                && !topic.ends_with('/')
+                && !topic.contains(['+', '#', '\0'])
+                && !topic.split('/').any(str::is_empty);
+            if !ok {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{topic:?} is not a topic prefix like \"home/cav\" (no wildcards, no empty levels)"
+                    ),
+                ));
+            }
+        }
+        if self.client_id.starts_with(' ') || self.client_id.len() > 128 {
+            return Err(ConfigError::invalid(
+                "mqtt.client_id",
+                "must not start with a space, at most 128 bytes",
+            ));
+        }
+        if self.enabled {
+            if self.host.trim().is_empty() {
+                return Err(ConfigError::invalid("mqtt.host", "must not be empty"));
+            }
+            if self.port == 0 {
+                return Err(ConfigError::invalid("mqtt.port", "0 is not a port"));
+            }
+            if self.password.is_some() && self.username.is_none() {
+                return Err(ConfigError::invalid(
+                    "mqtt.password",
+                    "a password needs mqtt.username",
+                ));
+            }
+        }
+        range("mqtt.keepalive_s", self.keepalive_s as f64, 1.0, 65_535.0)?;
+        range(
+            "mqtt.reconnect_max_s",
+            self.reconnect_max_s as f64,
+            1.0,
+            3600.0,
+        )?;
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -513,8 +643,11 @@ impl Config {
         };
         blank(&mut self.external_service.url);
         blank(&mut self.external_service.token);
+        blank(&mut self.http.token);
         blank(&mut self.obs.password);
         blank(&mut self.file.webhook);
+        blank(&mut self.mqtt.username);
+        blank(&mut self.mqtt.password);
         self
     }
 
@@ -525,6 +658,22 @@ impl Config {
                 format!("{:?} is not an address like 127.0.0.1:5000", self.http.bind),
             )
         })?;
+        if let Some(token) = &self.http.token {
+            if token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c == ';') {
+                return Err(ConfigError::invalid(
+                    "http.token",
+                    "use at least 8 characters, without spaces or ';'",
+                ));
+            }
+        }
+        for origin in self.cors_origins() {
+            if !is_http_url(&origin) {
+                return Err(ConfigError::invalid(
+                    "http.cors_origins",
+                    format!("{origin:?} is not an origin like https://dash.example.org"),
+                ));
+            }
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid(
                 "storage.data_dir",
@@ -681,6 +830,7 @@ impl Config {
             ));
         }
         validate_event_rules("hearing.events", &self.hearing.events)?;
+        self.mqtt.validate()?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, source) in self.sources.iter().enumerate() {
             let at = format!("sources[{i}]");
@@ -716,6 +866,29 @@ impl Config {
             .bind
             .parse()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5000)))
+    }
+
+    /// `http.cors_origins` as a list.
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.http
+            .cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The MQTT publisher's settings; the built-in sources without audio get no sound entity.
+    pub fn mqtt_settings(&self) -> cav_actors::mqtt::MqttSettings {
+        let mut video = Vec::new();
+        if self.obs.enabled {
+            video.push("obs".to_string());
+        }
+        if self.file.enabled && self.file.streams == FileStreams::Video {
+            video.push("file".to_string());
+        }
+        self.mqtt.settings(video)
     }
 
     pub fn window(&self) -> Duration {
@@ -910,6 +1083,41 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_is_off_by_default_and_resolves_its_names() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(!c.mqtt.enabled);
+        assert_eq!(
+            (c.mqtt.username.as_deref(), c.mqtt.password.as_deref()),
+            (None, None)
+        );
+        let s = c.mqtt.settings(Vec::new());
+        assert_eq!(
+            (s.client_id.as_str(), s.node_id.as_str()),
+            ("cav-cav", "cav")
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("CAV_MQTT__ENABLED", "true"),
+                ("CAV_MQTT__PORT", "1884"),
+                ("CAV_MQTT__NODE_ID", "living_room"),
+                ("CAV_MQTT__USERNAME", "cav"),
+                ("CAV_MQTT__PASSWORD", "pw"),
+                ("CAV_MQTT__KEEPALIVE_S", "2"),
+            ]),
+        )
+        .unwrap();
+        let s = c.mqtt.settings(vec!["obs".into()]);
+        assert_eq!((s.port, s.client_id.as_str()), (1884, "cav-living_room"));
+        assert_eq!(s.password.as_deref(), Some("pw"));
+        assert_eq!(s.keepalive, Duration::from_secs(2));
+        assert!(!format!("{s:?}").contains("pw"), "{s:?}");
+        let e = Config::load(None, env(&[("CAV_MQTT__NODE_ID", "Küche")])).unwrap_err();
+        assert_eq!(e.key(), Some("mqtt.node_id"));
+        assert!(e.to_string().contains("CAV_MQTT__NODE_ID"), "{e}");
+    }
+
+    #[test]
     fn a_file_overrides_only_what_it_sets() {
         let c = load_str("[classifier]\nwindow_s = 42\n", &[]).unwrap();
         assert_eq!(c.classifier.window_s, 42.0);
@@ -971,6 +1179,12 @@ mod tests {
                 "[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n",
                 "classifier.window_s",
             ),
+            ("[mqtt]\nnode_id = \"Living Room\"\n", "mqtt.node_id"),
+            ("[mqtt]\nbase_topic = \"home/#\"\n", "mqtt.base_topic"),
+            ("[mqtt]\ndiscovery_prefix = \"\"\n", "mqtt.discovery_prefix"),
+            ("[mqtt]\nkeepalive_s = 0\n", "mqtt.keepalive_s"),
+            ("[mqtt]\nenabled = true\nhost = \" \"\n", "mqtt.host"),
+            ("[mqtt]\nbrokers = 2\n", "mqtt.brokers"),
         ];
         for (toml, key) in cases {
             let e = load_str(toml, &[]).unwrap_err();

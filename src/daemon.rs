@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cav_actors::actor::file_source::{FileSourceSettings, Streams};
+use cav_actors::actor::mqtt::{MqttPublisher, Shutdown as MqttShutdown};
 use cav_actors::actor::outbox::OutboxSettings;
 use cav_actors::actor::store_writer::StoreSettings;
 use cav_actors::actor::sync::SyncSettings;
@@ -14,6 +15,7 @@ use cav_actors::delivery::{Backoff, Endpoint};
 use cav_actors::health::StatusBoard;
 use cav_actors::obs::ObsSettings;
 use cav_actors::pipeline::{Pipeline, PipelineSettings};
+use cav_actors::store::Store;
 use cav_actors::store::{ExternalPolicy, Retention};
 use cav_core::{Clock, MonotonicClock, RuleClassifier};
 
@@ -22,6 +24,7 @@ use crate::api::{self, ApiState};
 use crate::config::{Config, FileStreams, LogFormat};
 use crate::config_file::ConfigFile;
 use crate::logging;
+use crate::systemd;
 
 /// The demo clip, shipped inside the binary so that `cav run` works anywhere.
 const DEMO_CLIP: &[u8] = include_bytes!("../data/demo/demo.mp4");
@@ -46,72 +49,201 @@ pub fn load_config(config_path: Option<&Path>) -> anyhow::Result<(Config, Config
 pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let (config, config_file) = load_config(config_path)?;
     logging::init(&config.log.level, log_format.unwrap_or(config.log.format));
-    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
-        format!(
-            "cannot create storage.data_dir {}",
-            config.storage.data_dir.display()
-        )
-    })?;
-    let settings = pipeline_settings(&config)?;
-    let bind = config.bind_addr();
-    let window_s = config.classifier.window_s;
-
+    let config_path = config_path.map(Path::to_path_buf);
     let system = actix::System::new();
     system.block_on(async move {
         let clock = Arc::new(MonotonicClock::new());
-        let board = StatusBoard::new();
-        let pipeline = Pipeline::start(
-            settings,
-            board.clone(),
-            clock.clone(),
-            Arc::new(RuleClassifier),
-        )
-        .context("cannot start the pipeline")?;
-        let sources = SourcesState {
-            config: Arc::new(tokio::sync::Mutex::new(config.clone())),
-            file: config_file.clone(),
-            manager: pipeline.sources.clone(),
-        };
-        let state = ApiState {
-            sources,
-            board,
-            store: pipeline.store.clone(),
-            started: Instant::now(),
-            started_at_ms: clock.now().millis(),
-            window_s,
-            obs: pipeline.obs.clone(),
-        };
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, server) = match api::bind(bind, state, async {
-            let _ = http_stopped.await;
-        }) {
-            Ok(bound) => bound,
-            Err(e) => {
-                pipeline.shutdown().await;
-                return Err(anyhow::anyhow!("cannot listen on http.bind = {bind}: {e}"));
+        let started = Instant::now();
+        let mut signals = Signals::new()?;
+        let store = open_store(&config)?;
+        let mut config = config;
+        let mut config_file = config_file;
+        loop {
+            let running = start(&config, &config_file, store.clone(), clock.clone(), started)?;
+            systemd::ready(&format!("running; API on {}", running.addr));
+            let watchdog = systemd::watchdog_interval()
+                .map(|interval| actix_rt::spawn(systemd::watchdog(running.pipeline.probe(), interval)));
+            // Wait for a signal; a SIGHUP with a config that does not load is refused and the
+            // running configuration stays.
+            let next = loop {
+                match signals.next().await {
+                    "SIGHUP" => match reload(config_path.as_deref(), &config) {
+                        Ok(Some(next)) => break Some(next),
+                        Ok(None) => tracing::info!("SIGHUP: configuration unchanged"),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: configuration refused; keeping the running one"),
+                    },
+                    signal => {
+                        tracing::info!(signal, "shutting down");
+                        break None;
+                    }
+                }
+            };
+            if let Some(w) = watchdog {
+                w.abort();
             }
-        };
-        let server = actix_rt::spawn(server);
-        tracing::info!(%addr, window_s, config = %config_file.path().display(), "classify-audio-video is running");
-
-        let signal = wait_for_signal().await?;
-        tracing::info!(signal, "shutting down");
-        pipeline.shutdown().await;
-        let _ = stop_http.send(());
-        let _ = actix_rt::time::timeout(Duration::from_secs(2), server).await;
-        tracing::info!("stopped");
-        Ok(())
+            match next {
+                Some((next, file)) => {
+                    systemd::reloading();
+                    tracing::info!("SIGHUP: applying the new configuration (pipeline and API restart)");
+                    running.stop().await;
+                    config = next;
+                    config_file = file;
+                }
+                None => {
+                    systemd::stopping();
+                    running.stop().await;
+                    if let Err(e) = store.flush() {
+                        tracing::error!(error = %e, "final store flush failed");
+                    }
+                    tracing::info!("stopped");
+                    return Ok(());
+                }
+            }
+        }
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// Opens the store in `storage.data_dir` (created if needed).
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let dir = &config.storage.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create storage.data_dir {}", dir.display()))?;
+    Store::open(&dir.join("store")).context("cannot open the store")
+}
+
+/// The configuration to switch to after a SIGHUP: `Ok(None)` when it is unchanged.
+fn reload(
+    config_path: Option<&Path>,
+    running: &Config,
+) -> anyhow::Result<Option<(Config, ConfigFile)>> {
+    let (next, file) = load_config(config_path)?;
+    if next == *running {
+        return Ok(None);
+    }
+    if next.storage.data_dir != running.storage.data_dir {
+        anyhow::bail!(
+            "storage.data_dir: cannot change while running ({} → {}); restart the daemon",
+            running.storage.data_dir.display(),
+            next.storage.data_dir.display()
+        );
+    }
+    // Everything that needs building (the demo clip, YAMNet) is checked before the running
+    // pipeline is stopped.
+    pipeline_settings(&next)?;
+    Ok(Some((next, file)))
+}
+
+/// A running pipeline and the API in front of it.
+struct Running {
+    pipeline: Pipeline,
+    addr: std::net::SocketAddr,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+    server: actix_rt::task::JoinHandle<()>,
+    mqtt: Option<actix::Addr<MqttPublisher>>,
+}
+
+impl Running {
+    /// Stops the sources, flushes the store, then stops the API.
+    async fn stop(self) {
+        self.pipeline.shutdown().await;
+        if let Some(mqtt) = &self.mqtt {
+            // Publishes "offline" and disconnects (at most 2 s).
+            let _ = mqtt.send(MqttShutdown).await;
+        }
+        let _ = self.stop_http.send(());
+        let _ = actix_rt::time::timeout(Duration::from_secs(2), self.server).await;
+    }
+}
+
+fn start(
+    config: &Config,
+    config_file: &ConfigFile,
+    store: Store,
+    clock: Arc<MonotonicClock>,
+    started: Instant,
+) -> anyhow::Result<Running> {
+    let settings = pipeline_settings(config)?;
+    let bind = config.bind_addr();
+    let window_s = config.classifier.window_s;
+    let board = StatusBoard::new();
+    let pipeline = Pipeline::start(
+        settings,
+        store,
+        board.clone(),
+        clock.clone(),
+        Arc::new(RuleClassifier),
+    )
+    .context("cannot start the pipeline")?;
+    let sources = SourcesState {
+        config: Arc::new(tokio::sync::Mutex::new(config.clone())),
+        file: config_file.clone(),
+        manager: pipeline.sources.clone(),
+    };
+    let state = ApiState {
+        sources,
+        board,
+        store: pipeline.store.clone(),
+        started,
+        started_at_ms: clock.now().millis() - started.elapsed().as_millis() as i64,
+        window_s,
+        obs: pipeline.obs.clone(),
+        access: api::auth::Access {
+            token: config.http.token.as_deref().map(Into::into),
+            public_status: config.http.public_status,
+        },
+        cors_origins: config.cors_origins(),
+    };
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = match api::bind(bind, state, async {
+        let _ = http_stopped.await;
+    }) {
+        Ok(bound) => bound,
+        Err(e) => {
+            // Stop what was started (in the background: this is not async) and report.
+            actix_rt::spawn(pipeline.shutdown());
+            anyhow::bail!("cannot listen on http.bind = {bind}: {e}");
+        }
+    };
+    let server = actix_rt::spawn(server);
+    let mqtt = config.mqtt.enabled.then(|| {
+        let publisher = MqttPublisher::new(pipeline.board.clone(), clock, config.mqtt_settings());
+        actix::Actor::start(publisher)
+    });
+    tracing::info!(%addr, window_s, config = %config_file.path().display(), "classify-audio-video is running");
+    Ok(Running {
+        pipeline,
+        addr,
+        stop_http,
+        server,
+        mqtt,
     })
+}
+
+/// The signals the daemon handles, listened to once for its whole life (so that none arriving
+/// between two waits is lost).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
 }
 
 /// Writes the embedded demo clip into the data folder (once) and returns its path.
@@ -234,7 +366,6 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         motion_threshold: config.video.motion_threshold,
         queue_frames: config.video.queue_frames,
         queue_chunks: config.audio.queue_chunks,
-        store_dir: config.storage.data_dir.join("store"),
         store,
         outbox,
     })

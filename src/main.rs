@@ -9,6 +9,7 @@ mod hearing;
 mod logging;
 mod offline;
 mod sources;
+mod systemd;
 
 use std::process::ExitCode;
 

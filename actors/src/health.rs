@@ -164,6 +164,7 @@ struct Inner {
 pub struct StatusBoard {
     inner: Arc<Mutex<Inner>>,
     counters: Arc<PipelineCounters>,
+    metrics: Arc<crate::metrics::Metrics>,
     bus: EventBus,
 }
 
@@ -194,6 +195,11 @@ impl StatusBoard {
 
     pub fn counters(&self) -> &PipelineCounters {
         &self.counters
+    }
+
+    /// Histograms and labelled counters for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The live event bus (`/api/events`).

@@ -3,7 +3,7 @@
 //! analyser.
 //!
 //! Only [`actor`], [`pipeline`], [`messages`] and [`supervise`] know about actix. [`media`],
-//! [`store`], [`delivery`], [`queue`], [`health`] and [`offline`] are plain blocking Rust, and the
+//! [`store`], [`delivery`], [`queue`], [`health`], [`metrics`] and [`offline`] are plain blocking Rust, and the
 //! computing lives in `cav-core`.
 
 pub mod actor;
@@ -12,7 +12,9 @@ pub mod events;
 pub mod health;
 pub mod media;
 pub mod messages;
+pub mod metrics;
 pub mod mic;
+pub mod mqtt;
 pub mod obs;
 pub mod offline;
 pub mod pipeline;

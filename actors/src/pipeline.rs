@@ -6,7 +6,6 @@
 //! Shutdown stops the sources first, then flushes the store, so nothing in flight is lost
 //! except a partial classification window.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use crate::messages::{AudioChunk, Classification, ExpectStreams};
 use crate::obs::ObsSettings;
 use crate::queue::{drop_oldest, DropOldest};
 use crate::store::{Store, StoreError};
+use crate::supervise::Alive;
 
 #[derive(Clone, Debug)]
 pub struct PipelineSettings {
@@ -48,7 +48,6 @@ pub struct PipelineSettings {
     pub motion_threshold: u8,
     pub queue_frames: usize,
     pub queue_chunks: usize,
-    pub store_dir: PathBuf,
     /// Spans, the external service's schedule, retention.
     pub store: StoreSettings,
     /// Where deliveries go and how they are retried.
@@ -83,13 +82,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts everything. Must be called inside a running actix `System`.
+    /// Starts everything on an open store (it outlives pipelines: a configuration reload stops
+    /// one pipeline and starts the next on the same store).
     pub fn start(
         settings: PipelineSettings,
+        store: Store,
         board: StatusBoard,
         clock: Arc<MonotonicClock>,
         classifier: Arc<dyn Classifier>,
     ) -> Result<Self, PipelineError> {
-        let store = Store::open(&settings.store_dir)?;
         let analysis = Arbiter::new();
         let storage = Arbiter::new();
 
@@ -277,6 +278,24 @@ impl Pipeline {
         })
     }
 
+    /// A liveness probe over the stages that must keep answering (for the systemd watchdog).
+    pub fn probe(&self) -> LivenessProbe {
+        let mut stages: Vec<(&'static str, Recipient<Alive>)> = vec![
+            (
+                crate::actor::sync::SyncActor::NAME,
+                self.sync.clone().recipient(),
+            ),
+            (FeatureActor::NAME, self.features.clone().recipient()),
+            (ClassifierActor::NAME, self.classifier.clone().recipient()),
+            (StoreWriter::NAME, self.store_writer.clone().recipient()),
+            (OutboxDispatcher::NAME, self.outbox.clone().recipient()),
+        ];
+        for p in &self.audio_paths {
+            stages.push(("audio_path", p.clone().recipient()));
+        }
+        LivenessProbe { stages }
+    }
+
     /// Stops the sources, flushes the store, and stops the arbiters.
     pub async fn shutdown(self) {
         let _ = self
@@ -302,6 +321,38 @@ impl Pipeline {
         for a in &self.arbiters {
             a.stop();
         }
+    }
+}
+
+/// Asks every stage whether its thread is free; the systemd watchdog is pinged only when all
+/// answer in time.
+#[derive(Clone)]
+pub struct LivenessProbe {
+    stages: Vec<(&'static str, Recipient<Alive>)>,
+}
+
+impl LivenessProbe {
+    /// A probe over these named stages.
+    pub fn new(stages: Vec<(&'static str, Recipient<Alive>)>) -> Self {
+        Self { stages }
+    }
+
+    /// Ok when every stage answered within `within`; else the name of the first that did not.
+    pub async fn check(&self, within: Duration) -> Result<(), &'static str> {
+        let asks = self
+            .stages
+            .iter()
+            .map(|(name, r)| {
+                let ask = r.send(Alive);
+                async move { (name, tokio_timeout(within, ask).await) }
+            })
+            .collect::<Vec<_>>();
+        for (name, answer) in futures_util::future::join_all(asks).await {
+            if !matches!(answer, Some(Ok(()))) {
+                return Err(name);
+            }
+        }
+        Ok(())
     }
 }
 

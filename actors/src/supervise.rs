@@ -69,3 +69,19 @@ macro_rules! impl_inject_panic {
 #[derive(Debug, Message)]
 #[rtype(result = "u64")]
 pub struct Ping;
+
+/// Answers when the actor's thread is free to handle messages: the watchdog's liveness probe.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Alive;
+
+/// Implements [`Alive`] for an actor (any context).
+#[macro_export]
+macro_rules! impl_alive {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::supervise::Alive> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: $crate::supervise::Alive, _: &mut Self::Context) {}
+        }
+    };
+}

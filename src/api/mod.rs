@@ -8,10 +8,12 @@
 // response; it is built once per failed request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod dto;
 pub mod export;
 pub mod history;
 pub mod live;
+pub mod metrics;
 pub mod obs;
 pub mod sources;
 
@@ -41,6 +43,10 @@ pub struct ApiState {
     pub obs: Option<actix::Addr<cav_actors::actor::obs_source::ObsSource>>,
     /// The configuration and the audio sources it runs.
     pub sources: sources::SourcesState,
+    /// The API token, if any.
+    pub access: auth::Access,
+    /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 /// Largest request body accepted, in bytes.
@@ -57,7 +63,10 @@ pub(crate) fn json_error(status: StatusCode, error: impl Into<String>) -> warp::
     .into_response()
 }
 
-pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let guard = auth::guard(state.access.clone());
+    let cors_origins = state.cors_origins.clone();
+    let metrics_routes = metrics::routes(state.clone());
     let obs_routes = obs::routes(state.clone());
     let source_routes = sources::routes(state.clone());
     let live_routes = live::routes(state.clone());
@@ -85,17 +94,33 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(with_state)
         .map(|s: ApiState| warp::reply::json(&status_dto(&s)));
 
-    health
-        .or(current)
-        .or(status)
-        .or(obs_routes)
-        .or(source_routes)
-        .or(live_routes)
-        .or(history_routes)
+    let all = guard
+        .and(
+            health
+                .or(current)
+                .or(status)
+                .or(obs_routes)
+                .or(source_routes)
+                .or(live_routes)
+                .or(history_routes)
+                .or(metrics_routes),
+        )
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
         }))
+        .map(|r| warp::reply::Reply::into_response(r));
+    if cors_origins.is_empty() {
+        all.boxed()
+    } else {
+        let cors = warp::cors()
+            .allow_origins(cors_origins.iter().map(String::as_str))
+            .allow_methods(["GET", "POST", "PUT", "DELETE"])
+            .allow_headers(["authorization", "content-type"]);
+        all.with(cors)
+            .map(|r| warp::reply::Reply::into_response(r))
+            .boxed()
+    }
 }
 
 fn status_dto(s: &ApiState) -> StatusDto {
@@ -120,7 +145,14 @@ fn status_dto(s: &ApiState) -> StatusDto {
 async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
     // Order matters: warp merges the rejections of every route that was tried, so a body error
     // on the POST route must win over the GET route's "method not allowed".
-    let reply = if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {
+    let reply = if let Some(e) = err.find::<auth::Unauthorized>() {
+        let mut r = json_error(StatusCode::UNAUTHORIZED, e.reason);
+        r.headers_mut().insert(
+            warp::http::header::WWW_AUTHENTICATE,
+            warp::http::HeaderValue::from_static("Bearer"),
+        );
+        r
+    } else if let Some(e) = err.find::<warp::filters::body::BodyDeserializeError>() {
         json_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}"))
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
         json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")

@@ -110,6 +110,13 @@ impl AudioPath {
         };
         // The hearing engine works in seconds; the pipeline clock is Unix time.
         let outputs = hearing.push(chunk.captured.secs_f64(), &chunk.samples);
+        let times = hearing.take_inference_times();
+        if !times.is_empty() {
+            let histogram = self.board.metrics().yamnet(&self.id);
+            for t in times {
+                histogram.observe(t);
+            }
+        }
         for out in outputs {
             match out {
                 HearingOutput::Labels {
@@ -145,6 +152,10 @@ impl AudioPath {
                         .counters()
                         .sound_events
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.board
+                        .metrics()
+                        .sound_events
+                        .inc(&[&self.id, &record.kind]);
                     self.board
                         .bus()
                         .publish(LiveEvent::SoundEvent(record.clone()));
@@ -220,3 +231,5 @@ impl Handler<StopPath> for AudioPath {
         ctx.stop();
     }
 }
+
+crate::impl_alive!(AudioPath);

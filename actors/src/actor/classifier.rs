@@ -104,3 +104,5 @@ impl Handler<SpanFeaturesMsg> for ClassifierActor {
 }
 
 crate::impl_inject_panic!(ClassifierActor);
+
+crate::impl_alive!(ClassifierActor);

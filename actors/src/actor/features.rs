@@ -89,3 +89,5 @@ impl Handler<Ping> for FeatureActor {
 }
 
 crate::impl_inject_panic!(FeatureActor);
+
+crate::impl_alive!(FeatureActor);

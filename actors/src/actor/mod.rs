@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod features;
 pub mod file_source;
 pub mod mic_source;
+pub mod mqtt;
 pub mod obs_source;
 pub mod outbox;
 pub mod rtsp_source;

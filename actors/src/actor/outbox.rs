@@ -282,3 +282,5 @@ impl DeliveryLoop {
         Ok(())
     }
 }
+
+crate::impl_alive!(OutboxDispatcher);

@@ -96,6 +96,10 @@ impl StoreWriter {
             {
                 Ok(outcome) => {
                     self.board.counters().stored.fetch_add(1, Ordering::Relaxed);
+                    self.board
+                        .metrics()
+                        .windows_by_class
+                        .inc(&[c.decision.activity.as_str()]);
                     self.board.set_current(c.clone());
                     self.board.bus().publish(LiveEvent::Activity {
                         activity: c.decision.activity.to_string(),
@@ -204,3 +208,5 @@ impl Handler<Flush> for StoreWriter {
         self.pending.len() + self.pending_events.len()
     }
 }
+
+crate::impl_alive!(StoreWriter);

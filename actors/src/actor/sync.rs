@@ -125,3 +125,5 @@ impl Handler<ExpectStreams> for SyncActor {
 }
 
 crate::impl_inject_panic!(SyncActor);
+
+crate::impl_alive!(SyncActor);

@@ -312,6 +312,8 @@ pub struct Hearing {
     trace: Option<Vec<ClapTrace>>,
     errors: u64,
     last_error: Option<String>,
+    /// Wall time of each YAMNet run since the last `take_inference_times` (for metrics).
+    inference_times: Vec<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Hearing {
@@ -387,6 +389,7 @@ impl Hearing {
             trace: None,
             errors: 0,
             last_error: None,
+            inference_times: Vec::new(),
             yamnet,
             config,
         }
@@ -395,6 +398,12 @@ impl Hearing {
     /// The configuration in use.
     pub fn config(&self) -> &HearingConfig {
         &self.config
+    }
+
+    /// How long each YAMNet run took since the last call (one run scores every window and onset
+    /// that became ready in one `push`).
+    pub fn take_inference_times(&mut self) -> Vec<std::time::Duration> {
+        std::mem::take(&mut self.inference_times)
     }
 
     /// How many YAMNet runs failed (their windows were reported with no labels), and the last
@@ -560,7 +569,12 @@ impl Hearing {
         let scores: Option<Vec<Vec<f32>>> = if patches.is_empty() {
             Some(Vec::new())
         } else {
-            match self.yamnet.infer(&patches) {
+            let began = std::time::Instant::now();
+            let result = self.yamnet.infer(&patches);
+            if self.inference_times.len() < 1024 {
+                self.inference_times.push(began.elapsed());
+            }
+            match result {
                 Ok(outs) => Some(outs.into_iter().map(|o| o.scores).collect()),
                 Err(e) => {
                     self.errors += 1;
