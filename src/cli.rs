@@ -50,6 +50,13 @@ pub struct AnalyzeArgs {
     /// Skip YAMNet and sound events (faster; activity windows only).
     #[arg(long)]
     pub no_hearing: bool,
+    /// Sample the file every N seconds instead of classifying consecutive windows: each sample
+    /// is classified from one span (as the analyses of `POST /api/analyses` are), then a summary.
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["window", "at"])]
+    pub interval: Option<f64>,
+    /// Classify one sample at this time (seconds from the start).
+    #[arg(long, value_name = "SECONDS", conflicts_with = "window")]
+    pub at: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

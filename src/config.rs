@@ -66,6 +66,7 @@ pub struct Config {
     pub external_service: ExternalServiceConfig,
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
+    pub analysis: AnalysisConfig,
     pub log: LogConfig,
     pub vban: VbanConfig,
     pub hearing: HearingSection,
@@ -348,6 +349,16 @@ pub struct RetentionConfig {
     pub sound_events_days: u32,
     pub delivered_days: u32,
     pub dead_letter_days: u32,
+}
+
+/// `[analysis]`: analyses of media files (`POST /api/analyses`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Folders whose files analyses may read; nothing outside them is read.
+    pub media_dirs: Vec<PathBuf>,
+    /// Seconds between samples when a request does not say.
+    pub interval_s: f64,
 }
 
 /// `[outbox]`: how failed deliveries are retried.
@@ -791,6 +802,20 @@ impl Config {
             0.0,
             86_400.0,
         )?;
+        range(
+            "analysis.interval_s",
+            self.analysis.interval_s,
+            1.0,
+            86_400.0,
+        )?;
+        for (i, dir) in self.analysis.media_dirs.iter().enumerate() {
+            if dir.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("analysis.media_dirs[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
         range(
             "outbox.backoff_initial_s",
             self.outbox.backoff_initial_s,

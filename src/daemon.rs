@@ -13,6 +13,7 @@ use cav_actors::actor::store_writer::StoreSettings;
 use cav_actors::actor::sync::SyncSettings;
 use cav_actors::delivery::{Backoff, Endpoint};
 use cav_actors::health::StatusBoard;
+use cav_actors::jobs::{JobSettings, Jobs};
 use cav_actors::obs::ObsSettings;
 use cav_actors::pipeline::{Pipeline, PipelineSettings};
 use cav_actors::store::Store;
@@ -56,10 +57,21 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
         let started = Instant::now();
         let mut signals = Signals::new()?;
         let store = open_store(&config)?;
+        // Jobs outlive reloads (a reload must not orphan a running analysis): they keep the
+        // analysis settings the daemon started with.
+        let jobs = Jobs::new(store.clone(), job_settings(&config)?)
+            .context("cannot read the analyses in the store")?;
         let mut config = config;
         let mut config_file = config_file;
         loop {
-            let running = start(&config, &config_file, store.clone(), clock.clone(), started)?;
+            let running = start(
+                &config,
+                &config_file,
+                store.clone(),
+                jobs.clone(),
+                clock.clone(),
+                started,
+            )?;
             systemd::ready(&format!("running; API on {}", running.addr));
             let watchdog = systemd::watchdog_interval()
                 .map(|interval| actix_rt::spawn(systemd::watchdog(running.pipeline.probe(), interval)));
@@ -100,6 +112,25 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
                 }
             }
         }
+    })
+}
+
+/// What analysis jobs analyse with: the live pipeline's span, frame rate and rules, and YAMNet.
+fn job_settings(config: &Config) -> anyhow::Result<JobSettings> {
+    Ok(JobSettings {
+        span: Duration::from_millis(config.sync.span_ms),
+        analysis_fps: config.video.analysis_fps,
+        analysis_width: config.video.analysis_width,
+        motion_threshold: config.video.motion_threshold,
+        classifier: Arc::new(RuleClassifier),
+        hearing: if config.hearing.enabled {
+            Some((
+                crate::hearing::load_yamnet(&config.hearing)?,
+                crate::hearing::hearing_config(&config.hearing),
+            ))
+        } else {
+            None
+        },
     })
 }
 
@@ -159,6 +190,7 @@ fn start(
     config: &Config,
     config_file: &ConfigFile,
     store: Store,
+    jobs: Jobs,
     clock: Arc<MonotonicClock>,
     started: Instant,
 ) -> anyhow::Result<Running> {
@@ -192,6 +224,8 @@ fn start(
             public_status: config.http.public_status,
         },
         cors_origins: config.cors_origins(),
+        jobs,
+        analysis: config.analysis.clone(),
     };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr, server) = match api::bind(bind, state, async {

@@ -63,6 +63,9 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
     } else {
         None
     };
+    if args.interval.is_some() || args.at.is_some() {
+        return analyze_sampled(args, &config, hearing.as_mut(), &mut out);
+    }
     let report = analyze_file(
         &args.file,
         &settings,
@@ -89,6 +92,82 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
         anyhow::bail!("{} has no frames or audio to analyse", args.file.display());
     }
     tracing::debug!(?report, "analysis finished");
+    Ok(())
+}
+
+/// The summary line of a sampled analysis (`--format json`).
+#[derive(Debug, Serialize)]
+struct SummaryLine {
+    kind: &'static str,
+    #[serde(flatten)]
+    summary: cav_actors::store::AnalysisSummary,
+}
+
+/// `--interval` / `--at`: the analysis jobs' sampling, on the command line.
+fn analyze_sampled(
+    args: &AnalyzeArgs,
+    config: &Config,
+    hearing: Option<&mut cav_models::hearing::Hearing>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use cav_actors::analysis::{analyze_samples, SampleSettings, Sampling};
+    let sampling = match (args.interval, args.at) {
+        (Some(interval_s), _) => Sampling::Every { interval_s },
+        (None, Some(t_s)) => Sampling::At { t_s },
+        (None, None) => anyhow::bail!("--interval or --at is needed"),
+    };
+    let settings = SampleSettings {
+        sampling,
+        span: Duration::from_millis(config.sync.span_ms),
+        analysis_fps: config.video.analysis_fps,
+        analysis_width: config.video.analysis_width,
+        motion_threshold: config.video.motion_threshold,
+    };
+    let mut classes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut events = 0u64;
+    let mut write_error = None;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    analyze_samples(
+        &args.file,
+        &settings,
+        &RuleClassifier,
+        hearing,
+        &cancel,
+        |_, _| {},
+        |sample| {
+            *classes
+                .entry(sample.decision.activity.to_string())
+                .or_default() += 1;
+            events += sample.events.len() as u64;
+            let window = OfflineWindow {
+                t_start: sample.t_s,
+                t_end: sample.t_s + settings.span.as_secs_f64(),
+                summary: sample.summary,
+                decision: sample.decision,
+            };
+            let written = write_window(out, &window, args.format).and_then(|()| {
+                sample
+                    .events
+                    .iter()
+                    .try_for_each(|e| write_event(out, e, args.format))
+            });
+            if let Err(e) = written {
+                write_error.get_or_insert(e);
+            }
+        },
+    )
+    .with_context(|| format!("cannot analyse {}", args.file.display()))?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    if args.format == OutputFormat::Json {
+        let line = SummaryLine {
+            kind: "summary",
+            summary: cav_actors::jobs::summarize(&classes, events),
+        };
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -7,9 +7,11 @@
 //! computing lives in `cav-core`.
 
 pub mod actor;
+pub mod analysis;
 pub mod delivery;
 pub mod events;
 pub mod health;
+pub mod jobs;
 pub mod media;
 pub mod messages;
 pub mod metrics;

@@ -8,6 +8,7 @@
 // response; it is built once per failed request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod analyses;
 pub mod auth;
 pub mod dto;
 pub mod export;
@@ -47,6 +48,9 @@ pub struct ApiState {
     pub access: auth::Access,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// Background analyses of media files.
+    pub jobs: cav_actors::jobs::Jobs,
+    pub analysis: crate::config::AnalysisConfig,
 }
 
 /// Largest request body accepted, in bytes.
@@ -67,6 +71,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
     let guard = auth::guard(state.access.clone());
     let cors_origins = state.cors_origins.clone();
     let metrics_routes = metrics::routes(state.clone());
+    let analysis_routes = analyses::routes(state.clone());
     let obs_routes = obs::routes(state.clone());
     let source_routes = sources::routes(state.clone());
     let live_routes = live::routes(state.clone());
@@ -103,7 +108,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
                 .or(source_routes)
                 .or(live_routes)
                 .or(history_routes)
-                .or(metrics_routes),
+                .or(metrics_routes)
+                .or(analysis_routes),
         )
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {

@@ -5,7 +5,9 @@
 
 mod error;
 pub mod hearing;
+pub mod vision;
 pub mod yamnet;
 
 pub use error::ModelError;
+pub use vision::{Posture, Vision, VisionError, VisionResult};
 pub use yamnet::{LogMelFrontend, Patch, Yamnet, YamnetOutput};

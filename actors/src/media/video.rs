@@ -207,6 +207,7 @@ impl VideoDecoder {
             0.0
         };
         if let Some(first) = self.pending.take() {
+            self.last_returned_pts = Some(first.pts_s);
             return Ok(Some(first));
         }
         loop {
@@ -229,6 +230,59 @@ impl VideoDecoder {
                 }
             }
         }
+    }
+
+    /// Passes over frames shown before `t_s` without converting them; the first frame at or
+    /// after it is returned by the next `next_frame*` call. False at the end of the stream.
+    pub fn skip_to(&mut self, t_s: f64) -> Result<bool, MediaError> {
+        if let Some(p) = &self.pending {
+            if p.pts_s + INTERVAL_SLACK_S >= t_s {
+                return Ok(true);
+            }
+            self.pending = None;
+        }
+        loop {
+            let Some(pts_s) = self.grab()? else {
+                return Ok(false);
+            };
+            if pts_s + INTERVAL_SLACK_S < t_s {
+                continue;
+            }
+            match self.retrieve()? {
+                Some(frame) => {
+                    // Returned next, whatever the interval asked of next_frame_every.
+                    self.last_returned_pts = None;
+                    self.pending = Some(TimedFrame { pts_s, frame });
+                    return Ok(true);
+                }
+                None => self.skipped += 1,
+            }
+        }
+    }
+
+    /// Jumps to `t_s` (the backend seeks to the keyframe before it and decodes forward); the
+    /// next frame returned is the first at or after `t_s`. Falls back to reading forward when
+    /// the backend cannot seek or lands late. False at the end of the stream.
+    pub fn seek(&mut self, t_s: f64) -> Result<bool, MediaError> {
+        let behind = self.pending.as_ref().map(|p| p.pts_s).unwrap_or(0.0);
+        if t_s <= behind {
+            return self.skip_to(t_s);
+        }
+        let sought = self
+            .capture
+            .set(videoio::CAP_PROP_POS_MSEC, (t_s * 1000.0).max(0.0))
+            .unwrap_or(false);
+        if sought && !self.pts_from_index {
+            self.pending = None;
+            self.last_returned_pts = None;
+            self.ended = false;
+            // The index is unknown after a seek; it only serves the index-based fallback
+            // timing, which is off for this file.
+            if self.info.fps > 0.0 {
+                self.next_index = (t_s * self.info.fps).floor() as u64;
+            }
+        }
+        self.skip_to(t_s)
     }
 
     /// Frames that failed to decode and were passed over.

@@ -328,3 +328,70 @@ fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn options(port: u16) -> LinkOptions {
+        LinkOptions {
+            host: "127.0.0.1".into(),
+            port,
+            client_id: "cav-test".into(),
+            username: None,
+            password: None,
+            keepalive: Duration::from_secs(5),
+            reconnect_max: Duration::from_secs(60),
+            availability: "t/availability".into(),
+        }
+    }
+
+    #[test]
+    fn without_a_broker_it_retries_keeps_state_drops_events_and_stops_at_once() {
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (tx, rx) = mpsc::channel();
+        let mut link = MqttLink::start(options(port), move |s| {
+            let _ = tx.send(s.clone());
+        })
+        .unwrap();
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            LinkState::Disconnected {
+                error,
+                retry_in,
+                was_connected,
+            } => {
+                assert!(!error.is_empty());
+                assert!(retry_in <= Duration::from_secs(1), "{retry_in:?}");
+                assert!(!was_connected);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!link.is_connected());
+        assert!(
+            !link.publish("t/event", b"{}".to_vec()),
+            "dropped while away"
+        );
+        link.set_retained("t/state".into(), b"1".to_vec());
+        assert_eq!(link.dropped(), 0, "nothing was handed to the client");
+        // Shutdown cuts the reconnect delay short.
+        let started = std::time::Instant::now();
+        let done = link.shutdown().expect("done receiver");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), done).await })
+            .expect("thread ended within 2 s")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(link.shutdown().is_none(), "given once");
+        let last = rx.try_iter().last();
+        assert_eq!(last, Some(LinkState::Stopped));
+    }
+}

@@ -11,6 +11,8 @@
 //! | `outbox` | destination, sequence | [`OutboxEntry`] JSON: deliveries still to make |
 //! | `delivered` | time, sequence | [`DoneEntry`] JSON: made deliveries (kept a few days) |
 //! | `dead_letter` | time, sequence | [`DoneEntry`] JSON: deliveries refused for good |
+//! | `analyses` | job id (time-ordered) | [`AnalysisRecord`] JSON: analyses of media files |
+//! | `analysis_samples` | job id, sample index | [`AnalysisSample`] JSON |
 //! | default tree | name | metadata: schema version, instance id, open span, counters |
 //!
 //! Invariants:
@@ -22,6 +24,7 @@
 //! - Unreadable records are logged and skipped by readers, never fatal.
 
 mod activity;
+mod analyses;
 mod migrate;
 pub mod outbox;
 mod retention;
@@ -35,6 +38,10 @@ use cav_core::ActivityClass;
 use serde::{Deserialize, Serialize};
 
 pub use activity::{ExternalPolicy, Page, PutOutcome, TimeRange};
+pub use analyses::{
+    AnalysisInput, AnalysisRecord, AnalysisSample, AnalysisStatus, AnalysisSummary,
+    SampleSoundEvent,
+};
 pub use outbox::{DestinationSummary, DoneEntry, OutboxEntry, OutboxSummary};
 pub use retention::{Retention, RetentionReport};
 pub use sound::SoundEventFilter;
@@ -51,6 +58,8 @@ const TREE_SOUND_EVENTS: &str = "sound_events";
 const TREE_OUTBOX: &str = "outbox";
 const TREE_DELIVERED: &str = "delivered";
 const TREE_DEAD_LETTER: &str = "dead_letter";
+const TREE_ANALYSES: &str = "analyses";
+const TREE_ANALYSIS_SAMPLES: &str = "analysis_samples";
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Random id of this store, part of every idempotency key (two daemons never collide).
@@ -177,6 +186,8 @@ pub struct Store {
     outbox: sled::Tree,
     delivered: sled::Tree,
     dead_letter: sled::Tree,
+    analyses: sled::Tree,
+    analysis_samples: sled::Tree,
     instance: String,
 }
 
@@ -217,6 +228,8 @@ impl Store {
             outbox: db.open_tree(TREE_OUTBOX)?,
             delivered: db.open_tree(TREE_DELIVERED)?,
             dead_letter: db.open_tree(TREE_DEAD_LETTER)?,
+            analyses: db.open_tree(TREE_ANALYSES)?,
+            analysis_samples: db.open_tree(TREE_ANALYSIS_SAMPLES)?,
             instance: instance_id(&meta)?,
             meta,
             db,
