@@ -426,6 +426,8 @@ pub struct AudioConfig {
 pub struct SyncConfig {
     pub span_ms: u64,
     pub max_wait_ms: u64,
+    /// Seconds of picture and sound kept for `POST /api/save-clip`.
+    pub buffer_s: f64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -755,6 +757,7 @@ impl Config {
             100_000.0,
         )?;
         range("sync.span_ms", self.sync.span_ms as f64, 100.0, 10_000.0)?;
+        range("sync.buffer_s", self.sync.buffer_s, 1.0, 600.0)?;
         range(
             "sync.max_wait_ms",
             self.sync.max_wait_ms as f64,

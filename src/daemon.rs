@@ -226,6 +226,8 @@ fn start(
         cors_origins: config.cors_origins(),
         jobs,
         analysis: config.analysis.clone(),
+        sync: pipeline.sync.clone(),
+        captures_dir: config.storage.data_dir.join("captures"),
     };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr, server) = match api::bind(bind, state, async {
@@ -395,6 +397,7 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         sync: SyncSettings {
             span: Duration::from_millis(config.sync.span_ms),
             max_wait: Duration::from_millis(config.sync.max_wait_ms),
+            buffer: Duration::from_secs_f64(config.sync.buffer_s),
         },
         window: config.window(),
         motion_threshold: config.video.motion_threshold,

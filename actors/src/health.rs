@@ -88,6 +88,22 @@ pub struct LevelReading {
     pub dominant_hz: Option<f32>,
 }
 
+/// The measured audio/video offset of the pair the classifier uses (see `cav_core::avsync`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AvSyncStatus {
+    pub video_source: String,
+    pub audio_source: String,
+    /// Sound onset − flash onset, median, ms; null until flashes and sounds have coincided.
+    pub offset_ms: Option<f64>,
+    pub drift_ms_per_min: Option<f64>,
+    pub pairs: usize,
+    /// Video timing resolution (frame interval), ms.
+    pub resolution_ms: Option<f64>,
+    pub last_pair_at: Option<Timestamp>,
+    /// Seconds of picture and sound kept for clips.
+    pub buffer_s: f64,
+}
+
 /// Counters of the stages after the sources.
 #[derive(Debug, Default)]
 pub struct PipelineCounters {
@@ -157,6 +173,7 @@ struct Inner {
     sources: BTreeMap<String, SourceEntry>,
     current: Option<Classification>,
     latest_span: Option<cav_core::features::SpanFeatures>,
+    av_sync: Option<AvSyncStatus>,
 }
 
 /// Shared, cheap to clone.
@@ -367,6 +384,14 @@ impl StatusBoard {
                 )
             })
             .collect()
+    }
+
+    pub fn set_av_sync(&self, s: AvSyncStatus) {
+        self.lock().av_sync = Some(s);
+    }
+
+    pub fn av_sync(&self) -> Option<AvSyncStatus> {
+        self.lock().av_sync.clone()
     }
 
     pub fn set_current(&self, c: Classification) {

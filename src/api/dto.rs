@@ -88,4 +88,6 @@ pub struct StatusDto {
     /// Features of the most recent span (about the last second): what the daemon sees and hears
     /// right now.
     pub latest_span: Option<cav_core::features::SpanFeatures>,
+    /// The measured A/V offset of the classifier's video/audio pair.
+    pub av_sync: Option<cav_actors::health::AvSyncStatus>,
 }

@@ -10,6 +10,7 @@
 
 pub mod analyses;
 pub mod auth;
+pub mod clips;
 pub mod dto;
 pub mod export;
 pub mod history;
@@ -51,6 +52,10 @@ pub struct ApiState {
     /// Background analyses of media files.
     pub jobs: cav_actors::jobs::Jobs,
     pub analysis: crate::config::AnalysisConfig,
+    /// The sync stage, which keeps the last seconds for clips.
+    pub sync: actix::Addr<cav_actors::actor::sync::SyncActor>,
+    /// Where clips are saved.
+    pub captures_dir: std::path::PathBuf,
 }
 
 /// Largest request body accepted, in bytes.
@@ -72,6 +77,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
     let cors_origins = state.cors_origins.clone();
     let metrics_routes = metrics::routes(state.clone());
     let analysis_routes = analyses::routes(state.clone());
+    let clip_routes = clips::routes(state.clone());
     let obs_routes = obs::routes(state.clone());
     let source_routes = sources::routes(state.clone());
     let live_routes = live::routes(state.clone());
@@ -109,7 +115,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
                 .or(live_routes)
                 .or(history_routes)
                 .or(metrics_routes)
-                .or(analysis_routes),
+                .or(analysis_routes)
+                .or(clip_routes),
         )
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
@@ -145,6 +152,7 @@ fn status_dto(s: &ApiState) -> StatusDto {
             .as_ref()
             .map(|c| CurrentActivityDto::from_classification(Some(c))),
         latest_span: s.board.latest_span(),
+        av_sync: s.board.av_sync(),
     }
 }
 

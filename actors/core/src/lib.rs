@@ -12,7 +12,9 @@
 
 pub mod align;
 pub mod audio_features;
+pub mod avsync;
 pub mod classify;
+pub mod clipbuf;
 pub mod features;
 pub mod frame;
 pub mod history;

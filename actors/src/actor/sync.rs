@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use cav_core::align::{Aligner, Expect};
+use cav_core::avsync::{mean_luma, OffsetMonitor};
+use cav_core::clipbuf::{Clip, ClipBuffer};
 use cav_core::{Clock, Frame, MonotonicClock};
 
-use crate::health::{ActorState, StatusBoard};
+use crate::health::{ActorState, AvSyncStatus, StatusBoard};
 use crate::messages::{AudioChunk, ExpectStreams, SyncedSpan, VideoFrame};
 use crate::queue::Drain;
 use crate::supervise::guarded;
@@ -22,6 +24,23 @@ use crate::supervise::guarded;
 pub struct SyncSettings {
     pub span: Duration,
     pub max_wait: Duration,
+    /// How much picture and sound is kept for saving clips.
+    pub buffer: Duration,
+}
+
+/// The last `duration` of picture and sound (at most the buffer), or `None` when empty.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<ClipTake>")]
+pub struct TakeClip {
+    pub duration: Duration,
+}
+
+/// A clip and the sources it came from.
+#[derive(Debug)]
+pub struct ClipTake {
+    pub clip: Clip,
+    pub video_source: Option<String>,
+    pub audio_source: Option<String>,
 }
 
 /// How often the queues are drained.
@@ -35,6 +54,10 @@ pub struct SyncActor {
     audio_in: Drain<AudioChunk>,
     aligner: Aligner<Frame>,
     features: Recipient<SyncedSpan>,
+    monitor: OffsetMonitor,
+    clips: ClipBuffer,
+    video_source: Option<String>,
+    audio_source: Option<String>,
 }
 
 impl SyncActor {
@@ -56,12 +79,16 @@ impl SyncActor {
                     audio: true,
                 },
             ),
+            monitor: OffsetMonitor::new(),
+            clips: ClipBuffer::new(settings.buffer),
             settings,
             board,
             clock,
             video_in,
             audio_in,
             features,
+            video_source: None,
+            audio_source: None,
         }
     }
 
@@ -71,9 +98,21 @@ impl SyncActor {
 
     fn tick(&mut self) {
         for f in self.video_in.drain() {
+            if self.video_source.as_deref() != Some(&*f.source) {
+                self.video_source = Some(f.source.to_string());
+                self.monitor = OffsetMonitor::new();
+            }
+            self.monitor.push_frame(f.captured, mean_luma(&f.frame));
+            self.clips.push_frame(f.captured, f.frame.clone());
             self.aligner.push_frame(f.captured, f.frame);
         }
         for c in self.audio_in.drain() {
+            if self.audio_source.as_deref() != Some(&*c.source) {
+                self.audio_source = Some(c.source.to_string());
+                self.monitor = OffsetMonitor::new();
+            }
+            self.monitor.push_audio(c.captured, &c.samples);
+            self.clips.push_audio(c.captured, &c.samples);
             self.aligner.push_audio(c.captured, &c.samples);
         }
         for span in self.aligner.poll(self.clock.now()) {
@@ -93,6 +132,7 @@ impl Actor for SyncActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.board
             .actor_state(Self::NAME, ActorState::Running, self.clock.now());
+        ctx.run_interval(Duration::from_secs(1), |this, _| this.publish_sync());
         ctx.run_interval(TICK, |this, ctx| {
             let board = this.board.clone();
             guarded(this, ctx, Self::NAME, &board, |this, _| this.tick());
@@ -110,6 +150,39 @@ impl Supervised for SyncActor {
         self.board.actor_restarted(Self::NAME, self.clock.now());
         // Whatever was half-aligned may be inconsistent after a crash: start clean.
         self.aligner = Self::fresh_aligner(&self.settings, self.aligner.expect());
+    }
+}
+
+impl SyncActor {
+    /// Puts the measured A/V offset of the current pair on the status board.
+    fn publish_sync(&self) {
+        let (Some(video), Some(audio)) = (&self.video_source, &self.audio_source) else {
+            return;
+        };
+        let reading = self.monitor.reading();
+        self.board.set_av_sync(AvSyncStatus {
+            video_source: video.clone(),
+            audio_source: audio.clone(),
+            offset_ms: reading.as_ref().map(|r| r.offset_ms),
+            drift_ms_per_min: reading.as_ref().and_then(|r| r.drift_ms_per_min),
+            pairs: reading.as_ref().map_or(0, |r| r.pairs),
+            resolution_ms: reading.as_ref().and_then(|r| r.resolution_ms),
+            last_pair_at: reading.as_ref().map(|r| r.last_pair_at),
+            buffer_s: self.clips.keep().as_secs_f64(),
+        });
+    }
+}
+
+impl Handler<TakeClip> for SyncActor {
+    type Result = Option<ClipTake>;
+    fn handle(&mut self, msg: TakeClip, _: &mut Self::Context) -> Option<ClipTake> {
+        // What has arrived up to now belongs in the clip.
+        self.tick();
+        self.clips.last(msg.duration).map(|clip| ClipTake {
+            clip,
+            video_source: self.video_source.clone(),
+            audio_source: self.audio_source.clone(),
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 mod audio;
+pub mod clip;
 mod video;
 
 pub use audio::{decode_all, AudioDecoder, AudioInfo, OUTPUT_SAMPLE_RATE};

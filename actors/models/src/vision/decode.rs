@@ -74,7 +74,7 @@ pub fn decode(
             actual: scores.len(),
         });
     }
-    let row = if n == 0 { needed } else { regressors.len() / n };
+    let row = regressors.len().checked_div(n).unwrap_or(needed);
     if row < needed || row * n != regressors.len() {
         return Err(ShapeError {
             what: "regressors",
@@ -131,20 +131,20 @@ pub fn weighted_nms(mut dets: Vec<Detection>, threshold: f32) -> Vec<Detection> 
     let mut out = Vec::new();
     let mut rest = dets;
     while !rest.is_empty() {
-        let top = rest[0].clone();
-        let (group, others): (Vec<(usize, Detection)>, Vec<(usize, Detection)>) = rest
+        let top = rest.remove(0);
+        let (mut group, others): (Vec<Detection>, Vec<Detection>) = rest
             .into_iter()
-            .enumerate()
-            .partition(|(k, d)| *k == 0 || iou(&top.bbox, &d.bbox) > threshold);
-        rest = others.into_iter().map(|(_, d)| d).collect();
-        let wsum: f32 = group.iter().map(|(_, d)| d.score).sum();
-        if !(wsum > 0.0) {
+            .partition(|d| iou(&top.bbox, &d.bbox) > threshold);
+        rest = others;
+        group.insert(0, top.clone());
+        let wsum: f32 = group.iter().map(|d| d.score).sum();
+        if wsum.is_nan() || wsum <= 0.0 {
             out.push(top);
             continue;
         }
         let mut bbox = [0.0f32; 4];
         let mut keypoints = vec![[0.0f32; 2]; top.keypoints.len()];
-        for (_, d) in &group {
+        for d in &group {
             let w = d.score / wsum;
             for (b, v) in bbox.iter_mut().zip(d.bbox) {
                 *b += w * v;

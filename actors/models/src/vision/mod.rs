@@ -694,7 +694,7 @@ impl Vision {
         )?;
         let raw = output_with_len(MODEL, &outs, LANDMARK_ROWS * LANDMARK_VALUES)?;
         let presence = output_with_len(MODEL, &outs, 1)?[0];
-        if !(presence >= POSE_PRESENCE_THRESHOLD) {
+        if presence.is_nan() || presence < POSE_PRESENCE_THRESHOLD {
             return Ok(None);
         }
         let points: Vec<[f32; 3]> = raw
