@@ -67,6 +67,7 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
     pub analysis: AnalysisConfig,
+    pub vision: VisionConfig,
     pub log: LogConfig,
     pub vban: VbanConfig,
     pub hearing: HearingSection,
@@ -351,6 +352,19 @@ pub struct RetentionConfig {
     pub dead_letter_days: u32,
 }
 
+/// `[vision]`: persons, faces and posture from the BlazePose and BlazeFace models.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VisionConfig {
+    pub enabled: bool,
+    /// Frames per second analysed (each costs ~70–110 ms of CPU).
+    pub fps: f64,
+    /// Face detector: full_range, short_range, both or off.
+    pub faces: String,
+    /// The landmark model on the best person (posture from the landmarks, hand near ear).
+    pub landmarks: bool,
+}
+
 /// `[analysis]`: analyses of media files (`POST /api/analyses`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -585,6 +599,19 @@ impl MqttConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl VisionConfig {
+    pub fn face_model(&self) -> Option<cav_models::vision::FaceModel> {
+        use cav_models::vision::FaceModel;
+        match self.faces.as_str() {
+            "full_range" => Some(FaceModel::FullRange),
+            "short_range" => Some(FaceModel::ShortRange),
+            "both" => Some(FaceModel::Both),
+            "off" => Some(FaceModel::Off),
+            _ => None,
+        }
+    }
 }
 
 impl Config {

@@ -405,6 +405,19 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
         queue_chunks: config.audio.queue_chunks,
         store,
         outbox,
+        vision: config.vision.enabled.then(|| {
+            (
+                config.vision.fps,
+                cav_models::vision::VisionOptions {
+                    faces: config
+                        .vision
+                        .face_model()
+                        .unwrap_or(cav_models::vision::FaceModel::FullRange),
+                    landmarks: config.vision.landmarks,
+                    ..Default::default()
+                },
+            )
+        }),
     })
 }
 

@@ -72,6 +72,7 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
         "classifier",
         "store_writer",
         "outbox",
+        "vision",
     ] {
         assert_eq!(
             status["actors"][actor]["state"], "running",
@@ -95,6 +96,21 @@ fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {
     let latest = &status["latest_span"];
     assert!(latest["video"]["frames"].as_u64().unwrap() >= 1, "{latest}");
     assert!(latest["audio"]["dbfs"].as_f64().unwrap() < 0.0, "{latest}");
+
+    // The vision stage sees the demo's portrait: one upright person with a face.
+    let vision = wait_for(Duration::from_secs(20), || {
+        let (_, s) = get_json(&daemon.url("/api/status")).ok()?;
+        let v = s["vision"].clone();
+        (!v["persons"].as_array()?.is_empty()).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("vision saw nobody:\n{}", daemon.log_text()));
+    assert_eq!(vision["posture"], "upright", "{vision}");
+    assert_eq!(vision["persons"][0]["posture"], "upright", "{vision}");
+    assert!(!vision["faces"].as_array().unwrap().is_empty(), "{vision}");
+    assert_eq!(
+        (vision["width"].as_u64(), vision["source"].as_str()),
+        (Some(320), Some("file"))
+    );
 
     // Every window is POSTed to the external service with the token.
     let hook = wait_for(Duration::from_secs(15), || {

@@ -233,6 +233,8 @@ fn metrics_parse_and_move_and_the_token_is_enforced() {
         ),
         inferences
     );
+    assert!(value(&later, "cav_vision_inference_seconds_count{model=total}") >= 2.0);
+    assert!(value(&later, "cav_vision_frames_total{}") >= 2.0);
     assert_eq!(value(&later, "cav_actor_up{actor=classifier}"), 1.0);
     assert_eq!(
         value(&later, "cav_actor_restarts_total{actor=classifier}"),

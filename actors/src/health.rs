@@ -104,6 +104,18 @@ pub struct AvSyncStatus {
     pub buffer_s: f64,
 }
 
+/// What the vision stage saw on the latest frame it analysed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VisionReading {
+    pub source: String,
+    /// Capture time of the frame.
+    pub at: Timestamp,
+    /// Size of the analysed frame (boxes are in its pixels).
+    pub width: u32,
+    pub height: u32,
+    pub result: cav_models::vision::VisionResult,
+}
+
 /// Counters of the stages after the sources.
 #[derive(Debug, Default)]
 pub struct PipelineCounters {
@@ -121,6 +133,9 @@ pub struct PipelineCounters {
     pub webhook_errors: AtomicU64,
     /// Deliveries refused for good (4xx other than 408/429).
     pub dead_lettered: AtomicU64,
+    /// Frames the vision stage analysed, and frames it skipped because it was busy.
+    pub vision_frames: AtomicU64,
+    pub vision_skipped: AtomicU64,
 }
 
 /// A copy of [`PipelineCounters`] at one moment.
@@ -138,6 +153,8 @@ pub struct PipelineSnapshot {
     pub webhooks_sent: u64,
     pub webhook_errors: u64,
     pub dead_lettered: u64,
+    pub vision_frames: u64,
+    pub vision_skipped: u64,
 }
 
 impl PipelineCounters {
@@ -156,6 +173,8 @@ impl PipelineCounters {
             webhooks_sent: load(&self.webhooks_sent),
             webhook_errors: load(&self.webhook_errors),
             dead_lettered: load(&self.dead_lettered),
+            vision_frames: load(&self.vision_frames),
+            vision_skipped: load(&self.vision_skipped),
         }
     }
 }
@@ -174,6 +193,7 @@ struct Inner {
     current: Option<Classification>,
     latest_span: Option<cav_core::features::SpanFeatures>,
     av_sync: Option<AvSyncStatus>,
+    vision: Option<VisionReading>,
 }
 
 /// Shared, cheap to clone.
@@ -384,6 +404,14 @@ impl StatusBoard {
                 )
             })
             .collect()
+    }
+
+    pub fn set_vision(&self, v: VisionReading) {
+        self.lock().vision = Some(v);
+    }
+
+    pub fn vision(&self) -> Option<VisionReading> {
+        self.lock().vision.clone()
     }
 
     pub fn set_av_sync(&self, s: AvSyncStatus) {

@@ -87,35 +87,47 @@ impl LabeledCounter {
 }
 
 /// The metrics the status board does not keep.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Metrics {
     /// Wall time of each YAMNet run, per source.
     pub yamnet_seconds: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    /// Wall time of each vision model run, per model.
+    pub vision_seconds: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
     /// Stored windows by class.
     pub windows_by_class: LabeledCounter,
     /// Sound events by source and kind.
     pub sound_events: LabeledCounter,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self {
-            yamnet_seconds: Mutex::default(),
-            windows_by_class: LabeledCounter::default(),
-            sound_events: LabeledCounter::default(),
-        }
-    }
-}
-
 impl Metrics {
     /// The YAMNet histogram of a source (created on first use).
     pub fn yamnet(&self, source: &str) -> std::sync::Arc<Histogram> {
-        self.yamnet_seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(source.to_string())
-            .or_insert_with(|| std::sync::Arc::new(Histogram::new(&INFERENCE_BUCKETS)))
-            .clone()
+        histogram_in(&self.yamnet_seconds, source)
+    }
+
+    /// The histogram of a vision model (created on first use).
+    pub fn vision(&self, model: &str) -> std::sync::Arc<Histogram> {
+        histogram_in(&self.vision_seconds, model)
+    }
+}
+
+fn histogram_in(
+    map: &Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    key: &str,
+) -> std::sync::Arc<Histogram> {
+    map.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key.to_string())
+        .or_insert_with(|| std::sync::Arc::new(Histogram::new(&INFERENCE_BUCKETS)))
+        .clone()
+}
+
+impl Metrics {
+    /// A copy of the histograms of one family, by label.
+    pub fn histograms(
+        map: &Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    ) -> BTreeMap<String, std::sync::Arc<Histogram>> {
+        map.lock().map(|h| h.clone()).unwrap_or_default()
     }
 }
 

@@ -20,7 +20,8 @@ use crate::actor::obs_source::ObsSource;
 use crate::actor::outbox::{OutboxDispatcher, OutboxSettings};
 use crate::actor::source_manager::{AdoptPath, ApplySources, AudioSourceSpec, SourceManager};
 use crate::actor::store_writer::{Flush, StoreSettings, StoreWriter};
-use crate::actor::sync::{SyncActor, SyncSettings};
+use crate::actor::sync::{SetVision, SyncActor, SyncSettings};
+use crate::actor::vision::VisionActor;
 use crate::health::StatusBoard;
 use crate::messages::{AudioChunk, Classification, ExpectStreams};
 use crate::obs::ObsSettings;
@@ -52,6 +53,8 @@ pub struct PipelineSettings {
     pub store: StoreSettings,
     /// Where deliveries go and how they are retried.
     pub outbox: OutboxSettings,
+    /// Frames per second the vision models look at, and what they run; `None`: no vision.
+    pub vision: Option<(f64, cav_models::vision::VisionOptions)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,7 @@ pub struct Pipeline {
     pub classifier: Addr<ClassifierActor>,
     pub store_writer: Addr<StoreWriter>,
     pub outbox: Addr<OutboxDispatcher>,
+    pub vision: Option<Addr<VisionActor>>,
     /// Analysis paths of the built-in sources' audio.
     pub audio_paths: Vec<Addr<AudioPath>>,
     /// The sync stage's audio queue, for the source the classifier hears.
@@ -178,6 +182,20 @@ impl Pipeline {
                 SyncActor::new(sync_settings, board, clock, video_rx, sync_audio_rx, next)
             })
         };
+        let mut arbiters = vec![analysis, storage];
+        let vision = settings.vision.map(|(fps, options)| {
+            let arbiter = Arbiter::new();
+            let (board, clock) = (board.clone(), clock.clone());
+            let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                VisionActor::new(board, clock, options)
+            });
+            sync.do_send(SetVision {
+                vision: addr.clone().recipient(),
+                every: Duration::from_secs_f64(1.0 / fps),
+            });
+            arbiters.push(arbiter);
+            addr
+        });
         sync.do_send(ExpectStreams {
             video: Some(video_from_obs || file_plays.is_some_and(|(v, _)| v)),
             audio: Some(settings.primary_audio.is_some()),
@@ -272,9 +290,13 @@ impl Pipeline {
             classifier: classifier_addr,
             store_writer,
             outbox,
+            vision,
             audio_paths: paths,
             sync_audio: sync_audio_tx,
-            arbiters: vec![analysis, storage, hearing],
+            arbiters: {
+                arbiters.push(hearing);
+                arbiters
+            },
         })
     }
 
@@ -292,6 +314,9 @@ impl Pipeline {
         ];
         for p in &self.audio_paths {
             stages.push(("audio_path", p.clone().recipient()));
+        }
+        if let Some(v) = &self.vision {
+            stages.push((VisionActor::NAME, v.clone().recipient()));
         }
         LivenessProbe { stages }
     }

@@ -90,4 +90,81 @@ pub struct StatusDto {
     pub latest_span: Option<cav_core::features::SpanFeatures>,
     /// The measured A/V offset of the classifier's video/audio pair.
     pub av_sync: Option<cav_actors::health::AvSyncStatus>,
+    /// What the vision stage saw on the latest frame it analysed.
+    pub vision: Option<VisionDto>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PersonDto {
+    pub score: f32,
+    /// `[x, y, width, height]` in the analysed frame's pixels (a square around the head).
+    pub box_xywh: [f32; 4],
+    /// Body axis, degrees; 90 = upright.
+    pub axis_deg: f32,
+    pub posture: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FaceDto {
+    pub score: f32,
+    pub box_xywh: [f32; 4],
+}
+
+/// `/api/status` → `vision`.
+#[derive(Debug, Serialize)]
+pub struct VisionDto {
+    pub source: String,
+    pub at: String,
+    pub width: u32,
+    pub height: u32,
+    pub persons: Vec<PersonDto>,
+    pub faces: Vec<FaceDto>,
+    /// Posture of the best person (from the landmarks when they were found).
+    pub posture: Option<String>,
+    pub hand_near_ear: Option<bool>,
+    pub timings_ms: cav_models::vision::VisionTimings,
+}
+
+impl From<cav_actors::health::VisionReading> for VisionDto {
+    fn from(v: cav_actors::health::VisionReading) -> Self {
+        let posture_name = |p: cav_models::vision::Posture| {
+            serde_json::to_value(p)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let r = v.result;
+        Self {
+            source: v.source,
+            at: iso8601(v.at.millis()),
+            width: v.width,
+            height: v.height,
+            posture: r
+                .landmarks
+                .as_ref()
+                .map(|l| l.posture)
+                .or_else(|| r.posture())
+                .map(posture_name),
+            persons: r
+                .persons
+                .iter()
+                .map(|p| PersonDto {
+                    score: p.score,
+                    box_xywh: p.box_xywh,
+                    axis_deg: p.axis_deg,
+                    posture: posture_name(p.posture),
+                })
+                .collect(),
+            faces: r
+                .faces
+                .iter()
+                .map(|f| FaceDto {
+                    score: f.score,
+                    box_xywh: f.box_xywh,
+                })
+                .collect(),
+            hand_near_ear: r.hand_near_ear,
+            timings_ms: r.timings,
+        }
+    }
 }

@@ -172,16 +172,30 @@ pub fn render(s: &ApiState) -> String {
         "histogram",
         "Wall time of each YAMNet run (all windows and onsets ready at once), by source.",
     );
-    let histograms = s
-        .board
-        .metrics()
-        .yamnet_seconds
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_default();
-    for (source, h) in &histograms {
+    let m = s.board.metrics();
+    for (source, h) in &cav_actors::metrics::Metrics::histograms(&m.yamnet_seconds) {
         e.histogram("cav_yamnet_inference_seconds", &[("source", source)], h);
     }
+    e.family(
+        "cav_vision_inference_seconds",
+        "histogram",
+        "Wall time of the vision models on one frame (pose_detector, faces, landmarks, total).",
+    );
+    for (model, h) in &cav_actors::metrics::Metrics::histograms(&m.vision_seconds) {
+        e.histogram("cav_vision_inference_seconds", &[("model", model)], h);
+    }
+    e.family(
+        "cav_vision_frames_total",
+        "counter",
+        "Frames the vision stage analysed.",
+    )
+    .sample("cav_vision_frames_total", &[], p.vision_frames as f64);
+    e.family(
+        "cav_vision_skipped_total",
+        "counter",
+        "Frames offered to the vision stage while it was busy (skipped).",
+    )
+    .sample("cav_vision_skipped_total", &[], p.vision_skipped as f64);
 
     match s.store.outbox_summary() {
         Ok(o) => {

@@ -153,6 +153,7 @@ fn status_dto(s: &ApiState) -> StatusDto {
             .map(|c| CurrentActivityDto::from_classification(Some(c))),
         latest_span: s.board.latest_span(),
         av_sync: s.board.av_sync(),
+        vision: s.board.vision().map(dto::VisionDto::from),
     }
 }
 

@@ -14,3 +14,4 @@ pub mod source_manager;
 pub mod store_writer;
 pub mod sync;
 pub mod vban_source;
+pub mod vision;

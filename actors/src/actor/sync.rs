@@ -35,6 +35,14 @@ pub struct TakeClip {
     pub duration: Duration,
 }
 
+/// Offers one frame every `every` (by capture time) to the vision stage.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetVision {
+    pub vision: Recipient<crate::actor::vision::SeeFrame>,
+    pub every: Duration,
+}
+
 /// A clip and the sources it came from.
 #[derive(Debug)]
 pub struct ClipTake {
@@ -58,6 +66,8 @@ pub struct SyncActor {
     clips: ClipBuffer,
     video_source: Option<String>,
     audio_source: Option<String>,
+    vision: Option<(Recipient<crate::actor::vision::SeeFrame>, Duration)>,
+    last_vision: Option<cav_core::Timestamp>,
 }
 
 impl SyncActor {
@@ -89,6 +99,8 @@ impl SyncActor {
             features,
             video_source: None,
             audio_source: None,
+            vision: None,
+            last_vision: None,
         }
     }
 
@@ -103,6 +115,7 @@ impl SyncActor {
                 self.monitor = OffsetMonitor::new();
             }
             self.monitor.push_frame(f.captured, mean_luma(&f.frame));
+            self.offer_to_vision(&f);
             self.clips.push_frame(f.captured, f.frame.clone());
             self.aligner.push_frame(f.captured, f.frame);
         }
@@ -154,6 +167,28 @@ impl Supervised for SyncActor {
 }
 
 impl SyncActor {
+    fn offer_to_vision(&mut self, f: &VideoFrame) {
+        let Some((vision, every)) = &self.vision else {
+            return;
+        };
+        let due = self
+            .last_vision
+            .is_none_or(|last| f.captured.0 - last.0 >= every.as_micros() as i64 - 20_000);
+        if !due {
+            return;
+        }
+        self.last_vision = Some(f.captured);
+        if vision
+            .try_send(crate::actor::vision::SeeFrame(f.clone()))
+            .is_err()
+        {
+            self.board
+                .counters()
+                .vision_skipped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Puts the measured A/V offset of the current pair on the status board.
     fn publish_sync(&self) {
         let (Some(video), Some(audio)) = (&self.video_source, &self.audio_source) else {
@@ -183,6 +218,13 @@ impl Handler<TakeClip> for SyncActor {
             video_source: self.video_source.clone(),
             audio_source: self.audio_source.clone(),
         })
+    }
+}
+
+impl Handler<SetVision> for SyncActor {
+    type Result = ();
+    fn handle(&mut self, msg: SetVision, _: &mut Self::Context) {
+        self.vision = Some((msg.vision, msg.every));
     }
 }
 
