@@ -131,6 +131,16 @@ fn job_settings(config: &Config) -> anyhow::Result<JobSettings> {
         } else {
             None
         },
+        // OBS sources can be analysed whether or not OBS is the live camera.
+        obs: Some(ObsSettings {
+            host: config.obs.host.clone(),
+            port: config.obs.port,
+            password: config.obs.password.clone(),
+            source: config.obs.source.clone(),
+            fps: config.obs.fps,
+            width: config.obs.width,
+            jpeg_quality: config.obs.jpeg_quality,
+        }),
     })
 }
 

@@ -6,24 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cav, get_json, repo, wait_for, Daemon};
+use common::{cav, delete_json, get_json, post_json, repo, wait_for, Daemon};
 use serde_json::Value;
-
-fn post(url: &str, body: Value) -> (u16, Value) {
-    match ureq::post(url).send_json(body) {
-        Ok(r) => (r.status(), r.into_json().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
-}
-
-fn delete(url: &str) -> (u16, Value) {
-    match ureq::delete(url).call() {
-        Ok(r) => (r.status(), r.into_json().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
-}
 
 fn start(dir: &std::path::Path) -> Daemon {
     let media = dir.join("media");
@@ -62,7 +46,7 @@ fn a_whole_file_analysis_runs_in_the_background_and_exports() {
     assert_eq!(code, 200);
     assert_eq!(files["files"][0]["file"], "demo.mp4");
 
-    let (code, job) = post(
+    let (code, job) = post_json(
         &daemon.url("/api/analyses"),
         serde_json::json!({"file": "demo.mp4", "interval_s": 2}),
     );
@@ -115,7 +99,7 @@ fn a_whole_file_analysis_runs_in_the_background_and_exports() {
     assert!(samples[3]["features"]["audio"]["speech_fraction"].is_number());
 
     // One sample at a given time.
-    let (code, one) = post(
+    let (code, one) = post_json(
         &daemon.url("/api/analyses"),
         serde_json::json!({"file": "demo.mp4", "at_s": 30}),
     );
@@ -125,7 +109,7 @@ fn a_whole_file_analysis_runs_in_the_background_and_exports() {
     assert_eq!(one["summary"]["main_activity"], "reading");
 
     // Deleting a finished analysis removes it.
-    let (code, _) = delete(&daemon.url(&format!("/api/analyses/{id}")));
+    let (code, _) = delete_json(&daemon.url(&format!("/api/analyses/{id}")));
     assert_eq!(code, 200);
     assert_eq!(
         get_json(&daemon.url(&format!("/api/analyses/{id}")))
@@ -140,12 +124,12 @@ fn a_running_analysis_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start(dir.path());
     // Dense sampling of the whole clip takes a while: time to cancel.
-    let (_, job) = post(
+    let (_, job) = post_json(
         &daemon.url("/api/analyses"),
         serde_json::json!({"file": "demo.mp4", "interval_s": 1}),
     );
     let id = job["id"].as_str().unwrap();
-    let (code, cancelled) = delete(&daemon.url(&format!("/api/analyses/{id}")));
+    let (code, cancelled) = delete_json(&daemon.url(&format!("/api/analyses/{id}")));
     assert_eq!(code, 200, "{cancelled}");
     let end = wait_done(&daemon, id);
     assert!(
@@ -188,7 +172,7 @@ fn bad_requests_and_files_outside_the_media_folders_are_refused() {
             "file",
         ),
     ] {
-        let (got, err) = post(&url, body.clone());
+        let (got, err) = post_json(&url, body.clone());
         assert_eq!(got, code, "{body}: {err}");
         assert!(
             err["error"]
@@ -198,7 +182,7 @@ fn bad_requests_and_files_outside_the_media_folders_are_refused() {
             "{body}: {err}"
         );
     }
-    let (code, err) = post(&url, serde_json::json!({"file": "demo.mp4", "colour": 1}));
+    let (code, err) = post_json(&url, serde_json::json!({"file": "demo.mp4", "colour": 1}));
     assert_eq!(code, 400, "{err}");
     assert_eq!(
         get_json(&daemon.url("/api/analyses/a-nope")).unwrap().0,

@@ -11,16 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cav_actors::media::{AudioDecoder, VideoDecoder};
-use common::{get_json, repo, wait_for, Daemon};
+use common::{get_json, post_json, repo, wait_for, Daemon};
 use serde_json::Value;
-
-fn post(url: &str, body: Value) -> (u16, Value) {
-    match ureq::post(url).send_json(body) {
-        Ok(r) => (r.status(), r.into_json().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
-}
 
 /// ffprobe's duration and frame count of a video file.
 fn ffprobe(path: &Path) -> (f64, u64) {
@@ -114,7 +106,7 @@ fn the_file_source_measures_sync_within_a_frame_and_saved_clips_keep_it() {
     assert_eq!(sync["buffer_s"], 30.0);
 
     // Save the last 6 s.
-    let (code, saved) = post(
+    let (code, saved) = post_json(
         &daemon.url("/api/save-clip"),
         serde_json::json!({"duration": 6, "prefix": "sync-test", "source": "file"}),
     );
@@ -174,7 +166,7 @@ fn the_file_source_measures_sync_within_a_frame_and_saved_clips_keep_it() {
             "source",
         ),
     ] {
-        let (got, err) = post(&daemon.url("/api/save-clip"), body.clone());
+        let (got, err) = post_json(&daemon.url("/api/save-clip"), body.clone());
         assert_eq!(got, code, "{body}: {err}");
         assert!(
             err["error"]

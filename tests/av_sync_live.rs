@@ -9,8 +9,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get_json, repo, wait_for, Daemon};
-use serde_json::{json, Value};
+use common::{get_json, post_json, repo, wait_for, Daemon};
+use serde_json::json;
 
 struct Harness {
     script: &'static str,
@@ -53,14 +53,6 @@ impl Drop for Player {
     }
 }
 
-fn post(url: &str, body: Value) -> (u16, Value) {
-    match ureq::post(url).send_json(body) {
-        Ok(r) => (r.status(), r.into_json().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
-}
-
 #[test]
 fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() {
     let clip = repo().join("tests/data/video/av_sync_flash_beep.mp4");
@@ -74,21 +66,27 @@ fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() 
         .arg(&wav)
         .output()
         .expect("ffmpeg");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let obs_port = common::free_port();
     let obs = run(
         "scripts/obs-harness.sh",
         &[clip.to_str().unwrap(), &obs_port.to_string()],
     );
-    let pulse = run("scripts/pulse-harness.sh", &[&std::process::id().to_string()]);
-    let pulse_env: Vec<(String, String)> =
-        std::fs::read_to_string(pulse.dir.path().join("env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches(['"', '\'']).to_string()))
-            .collect();
+    let pulse = run(
+        "scripts/pulse-harness.sh",
+        &[&std::process::id().to_string()],
+    );
+    let pulse_env: Vec<(String, String)> = std::fs::read_to_string(pulse.dir.path().join("env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(['"', '\'']).to_string()))
+        .collect();
 
     let config = work.path().join("cav.toml");
     std::fs::write(
@@ -106,17 +104,22 @@ fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() 
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     env.push(("CAV_LOG__LEVEL", "info"));
-    let daemon = Daemon::start_with_args(work.path(), &["--config", config.to_str().unwrap()], &env);
+    let daemon =
+        Daemon::start_with_args(work.path(), &["--config", config.to_str().unwrap()], &env);
     wait_for(Duration::from_secs(40), || {
         let (_, s) = get_json(&daemon.url("/api/status")).ok()?;
-        (s["sources"]["obs"]["frames"].as_u64()? >= 10
-            && s["sources"]["mic"]["state"] == "running")
+        (s["sources"]["obs"]["frames"].as_u64()? >= 10 && s["sources"]["mic"]["state"] == "running")
             .then_some(())
     })
-    .unwrap_or_else(|| panic!("OBS and the microphone did not both run:\n{}", daemon.log_text()));
+    .unwrap_or_else(|| {
+        panic!(
+            "OBS and the microphone did not both run:\n{}",
+            daemon.log_text()
+        )
+    });
 
     // Start both playbacks together: the OBS media source from its start, paplay from its start.
-    let (code, restarted) = post(
+    let (code, restarted) = post_json(
         &daemon.url("/api/obs/media/Media"),
         json!({"action": "restart"}),
     );
@@ -151,7 +154,10 @@ fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() 
     let offset = sync["offset_ms"].as_f64().unwrap();
     assert!(offset.abs() < 500.0, "{sync}");
     let resolution = sync["resolution_ms"].as_f64().unwrap();
-    assert!((90.0..=130.0).contains(&resolution), "10 fps screenshots: {sync}");
+    assert!(
+        (90.0..=130.0).contains(&resolution),
+        "10 fps screenshots: {sync}"
+    );
     drop(player);
     drop(obs);
 }

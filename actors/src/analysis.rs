@@ -58,6 +58,12 @@ pub enum AnalysisError {
     Media(#[from] MediaError),
     #[error("{0}")]
     Invalid(String),
+    /// Talking to OBS failed while analysing its source `name` (see [`crate::analysis_obs`]).
+    #[error("OBS source '{name}': {error}")]
+    Obs {
+        name: String,
+        error: crate::obs::ObsError,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -74,7 +80,7 @@ pub fn sample_times(sampling: Sampling, duration_s: f64, span_s: f64) -> Vec<f64
 }
 
 /// Reads the audio forward and hands out the samples of requested spans.
-struct AudioCursor {
+pub(crate) struct AudioCursor {
     decoder: AudioDecoder,
     /// Samples from absolute index `start`.
     buf: Vec<f32>,
@@ -83,6 +89,25 @@ struct AudioCursor {
 }
 
 impl AudioCursor {
+    /// The file's audio, when it has a track that decodes.
+    pub(crate) fn open(path: &Path, info: &media::MediaInfo) -> Result<Option<Self>, MediaError> {
+        Ok(match info.audio {
+            Some(_) => AudioDecoder::open(path)?.map(|decoder| AudioCursor {
+                decoder,
+                buf: Vec::new(),
+                start: 0,
+                ended: false,
+            }),
+            None => None,
+        })
+    }
+
+    /// The samples of the span `[t, end)` (seconds; increasing between calls).
+    pub(crate) fn take_span(&mut self, t: f64, end: f64) -> Result<Vec<f32>, MediaError> {
+        let sr = f64::from(SAMPLE_RATE);
+        self.take((t * sr).round() as u64, (end * sr).round() as u64)
+    }
+
     /// The samples of `[from, to)` (absolute sample indices, increasing between calls); short
     /// at the end of the stream.
     fn take(&mut self, from: u64, to: u64) -> Result<Vec<f32>, MediaError> {
@@ -108,6 +133,91 @@ impl AudioCursor {
     }
 }
 
+/// Refuses an interval shorter than the span (or not a number).
+pub(crate) fn check_interval(settings: &SampleSettings) -> Result<(), AnalysisError> {
+    let span_s = settings.span.as_secs_f64();
+    if let Sampling::Every { interval_s } = settings.sampling {
+        if !(interval_s.is_finite() && interval_s >= span_s) {
+            return Err(AnalysisError::Invalid(format!(
+                "interval_s must be at least the span ({span_s} s), got {interval_s}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The file's duration, and a refusal of a single-sample time outside it.
+pub(crate) fn checked_duration(
+    info: &media::MediaInfo,
+    settings: &SampleSettings,
+) -> Result<f64, AnalysisError> {
+    let duration_s = info
+        .duration_s
+        .ok_or_else(|| AnalysisError::Invalid("the file does not say how long it is".into()))?;
+    if let Sampling::At { t_s } = settings.sampling {
+        if !(t_s.is_finite() && t_s >= 0.0 && t_s < duration_s) {
+            return Err(AnalysisError::Invalid(format!(
+                "at_s must lie within the file (0 to {duration_s:.3} s), got {t_s}"
+            )));
+        }
+    }
+    Ok(duration_s)
+}
+
+/// Classifies one sample from the frames and audio of its span `[t, t + span)`: hears the audio
+/// (events with an onset in the span), builds the aligned span (audio padded with counted
+/// silence at the end of the file) and classifies it as a window of its own. Each sample stands
+/// alone: motion compares the frames inside its span only.
+pub(crate) fn classify_span(
+    index: u64,
+    t: f64,
+    frames: Vec<(Timestamp, Frame)>,
+    samples: Option<Vec<f32>>,
+    settings: &SampleSettings,
+    classifier: &dyn Classifier,
+    hearing: Option<&mut cav_models::hearing::Hearing>,
+) -> Result<FileSample, AnalysisError> {
+    let span_s = settings.span.as_secs_f64();
+    let end = t + span_s;
+    let mut events = Vec::new();
+    if let (Some(h), Some(s)) = (hearing, samples.as_ref()) {
+        for out in h.push(t, s) {
+            if let cav_models::hearing::HearingOutput::Event(e) = out {
+                events.push(e);
+            }
+        }
+    }
+    let expected = (span_s * f64::from(SAMPLE_RATE)).round() as usize;
+    let audio_missing = samples
+        .as_ref()
+        .map_or(0, |s| expected.saturating_sub(s.len()));
+    let span = AlignedSpan {
+        start: Timestamp::from_secs_f64(t),
+        end: Timestamp::from_secs_f64(end),
+        frames,
+        audio: samples.map(|mut s| {
+            s.resize(expected, 0.0);
+            s
+        }),
+        audio_missing_samples: audio_missing,
+    };
+    let mut extractor = SpanFeatureExtractor::new(settings.motion_threshold);
+    let mut window = WindowAccumulator::new(settings.span);
+    let features = extractor.extract(&span);
+    let summary = window
+        .push(features)
+        .or_else(|| window.flush())
+        .ok_or_else(|| AnalysisError::Invalid("a span made no window".into()))?;
+    let decision = classifier.classify(&summary);
+    Ok(FileSample {
+        index,
+        t_s: t,
+        summary,
+        decision,
+        events,
+    })
+}
+
 /// Analyses the samples of `path`, calling `on_sample` for each and `on_progress` with the
 /// media seconds done and the total. Stops with [`AnalysisError::Cancelled`] when `cancel` is set.
 pub fn analyze_samples(
@@ -120,37 +230,14 @@ pub fn analyze_samples(
     mut on_sample: impl FnMut(FileSample),
 ) -> Result<u64, AnalysisError> {
     let span_s = settings.span.as_secs_f64();
-    if let Sampling::Every { interval_s } = settings.sampling {
-        if !(interval_s.is_finite() && interval_s >= span_s) {
-            return Err(AnalysisError::Invalid(format!(
-                "interval_s must be at least the span ({span_s} s), got {interval_s}"
-            )));
-        }
-    }
+    check_interval(settings)?;
     let info = media::probe(path)?;
-    let duration_s = info
-        .duration_s
-        .ok_or_else(|| AnalysisError::Invalid("the file does not say how long it is".into()))?;
-    if let Sampling::At { t_s } = settings.sampling {
-        if !(t_s.is_finite() && t_s >= 0.0 && t_s < duration_s) {
-            return Err(AnalysisError::Invalid(format!(
-                "at_s must lie within the file (0 to {duration_s:.3} s), got {t_s}"
-            )));
-        }
-    }
+    let duration_s = checked_duration(&info, settings)?;
     let mut video = match info.video {
         Some(_) => Some(VideoDecoder::open(path, Some(settings.analysis_width))?),
         None => None,
     };
-    let mut audio = match info.audio {
-        Some(_) => AudioDecoder::open(path)?.map(|decoder| AudioCursor {
-            decoder,
-            buf: Vec::new(),
-            start: 0,
-            ended: false,
-        }),
-        None => None,
-    };
+    let mut audio = AudioCursor::open(path, &info)?;
     let seek = match settings.sampling {
         Sampling::Every { interval_s } => interval_s >= SEEK_MIN_INTERVAL_S,
         Sampling::At { .. } => true,
@@ -175,49 +262,20 @@ pub fn analyze_samples(
                 }
             }
         }
-        let sr = f64::from(SAMPLE_RATE);
         let samples = match audio.as_mut() {
-            Some(a) => Some(a.take((t * sr).round() as u64, (end * sr).round() as u64)?),
+            Some(a) => Some(a.take_span(t, end)?),
             None => None,
         };
-        let mut events = Vec::new();
-        if let (Some(h), Some(s)) = (hearing.as_deref_mut(), samples.as_ref()) {
-            for out in h.push(t, s) {
-                if let cav_models::hearing::HearingOutput::Event(e) = out {
-                    events.push(e);
-                }
-            }
-        }
-        let expected = (span_s * sr).round() as usize;
-        let audio_missing = samples
-            .as_ref()
-            .map_or(0, |s| expected.saturating_sub(s.len()));
-        let span = AlignedSpan {
-            start: Timestamp::from_secs_f64(t),
-            end: Timestamp::from_secs_f64(end),
+        let sample = classify_span(
+            index as u64,
+            t,
             frames,
-            audio: samples.map(|mut s| {
-                s.resize(expected, 0.0);
-                s
-            }),
-            audio_missing_samples: audio_missing,
-        };
-        // Each sample stands alone: motion compares the frames inside its span only.
-        let mut extractor = SpanFeatureExtractor::new(settings.motion_threshold);
-        let mut window = WindowAccumulator::new(settings.span);
-        let features = extractor.extract(&span);
-        let summary = window
-            .push(features)
-            .or_else(|| window.flush())
-            .ok_or_else(|| AnalysisError::Invalid("a span made no window".into()))?;
-        let decision = classifier.classify(&summary);
-        on_sample(FileSample {
-            index: index as u64,
-            t_s: t,
-            summary,
-            decision,
-            events,
-        });
+            samples,
+            settings,
+            classifier,
+            hearing.as_deref_mut(),
+        )?;
+        on_sample(sample);
         count += 1;
         on_progress(end.min(duration_s), duration_s);
     }

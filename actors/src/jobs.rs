@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use cav_core::Classifier;
 
 use crate::analysis::{analyze_samples, AnalysisError, FileSample, SampleSettings, Sampling};
+use crate::analysis_obs::analyze_obs_samples;
+use crate::obs::ObsSettings;
 use crate::store::{
     AnalysisInput, AnalysisRecord, AnalysisSample, AnalysisStatus, AnalysisSummary,
     SampleSoundEvent, Store, StoreError,
@@ -33,6 +35,9 @@ pub struct JobSettings {
     pub classifier: Arc<dyn Classifier>,
     /// YAMNet and the event rules, for sound events; `None`: no hearing.
     pub hearing: Option<(Arc<cav_models::Yamnet>, cav_models::hearing::HearingConfig)>,
+    /// Where OBS is, for analyses of OBS media sources (`source` and the capture settings are
+    /// not used); `None`: such analyses fail.
+    pub obs: Option<ObsSettings>,
 }
 
 /// Starts, tracks and cancels jobs. Cheap to clone.
@@ -165,6 +170,11 @@ impl Jobs {
         }
     }
 
+    /// Where OBS is, when analyses of OBS sources are possible.
+    pub fn obs_settings(&self) -> Option<&ObsSettings> {
+        self.settings.obs.as_ref()
+    }
+
     pub fn is_running(&self, id: &str) -> bool {
         self.lock().contains_key(id)
     }
@@ -212,43 +222,63 @@ impl Jobs {
             store_error: None,
         });
         let shared = std::cell::RefCell::new(&mut record);
-        let result = analyze_samples(
-            std::path::Path::new(&path),
-            &settings,
-            self.settings.classifier.as_ref(),
-            hearing.as_mut(),
-            &cancel,
-            |done, total| {
-                let mut p = progress.borrow_mut();
-                let mut r = shared.borrow_mut();
-                r.duration_s = Some(total);
-                r.progress = if total > 0.0 {
-                    (done / total * 100.0).clamp(0.0, 100.0)
-                } else {
-                    100.0
-                };
-                if p.last_write.elapsed() >= PROGRESS_EVERY || p.batch.len() >= BATCH {
-                    let batch = std::mem::take(&mut p.batch);
-                    let written = self
-                        .store
-                        .put_analysis_samples(&r.id, &batch)
-                        .and_then(|()| self.store.put_analysis(&r));
-                    if let Err(e) = written {
-                        p.store_error.get_or_insert(e);
-                        cancel.store(true, Ordering::Relaxed);
-                    }
-                    p.last_write = Instant::now();
+        let input = shared.borrow().input.clone();
+        let on_progress = |done: f64, total: f64| {
+            let mut p = progress.borrow_mut();
+            let mut r = shared.borrow_mut();
+            r.duration_s = Some(total);
+            r.progress = if total > 0.0 {
+                (done / total * 100.0).clamp(0.0, 100.0)
+            } else {
+                100.0
+            };
+            if p.last_write.elapsed() >= PROGRESS_EVERY || p.batch.len() >= BATCH {
+                let batch = std::mem::take(&mut p.batch);
+                let written = self
+                    .store
+                    .put_analysis_samples(&r.id, &batch)
+                    .and_then(|()| self.store.put_analysis(&r));
+                if let Err(e) = written {
+                    p.store_error.get_or_insert(e);
+                    cancel.store(true, Ordering::Relaxed);
                 }
-            },
-            |sample| {
-                let mut p = progress.borrow_mut();
-                *p.classes
-                    .entry(sample.decision.activity.to_string())
-                    .or_default() += 1;
-                p.events += sample.events.len() as u64;
-                p.batch.push(stored_sample(&sample));
-            },
-        );
+                p.last_write = Instant::now();
+            }
+        };
+        let on_sample = |sample: FileSample| {
+            let mut p = progress.borrow_mut();
+            *p.classes
+                .entry(sample.decision.activity.to_string())
+                .or_default() += 1;
+            p.events += sample.events.len() as u64;
+            p.batch.push(stored_sample(&sample));
+        };
+        let classifier = self.settings.classifier.as_ref();
+        let result = match (&input, self.settings.obs.as_ref()) {
+            (AnalysisInput::File { .. }, _) => analyze_samples(
+                std::path::Path::new(&path),
+                &settings,
+                classifier,
+                hearing.as_mut(),
+                &cancel,
+                on_progress,
+                on_sample,
+            ),
+            (AnalysisInput::Obs { source, .. }, Some(obs)) => analyze_obs_samples(
+                obs,
+                source,
+                std::path::Path::new(&path),
+                &settings,
+                classifier,
+                hearing.as_mut(),
+                &cancel,
+                on_progress,
+                on_sample,
+            ),
+            (AnalysisInput::Obs { .. }, None) => Err(AnalysisError::Invalid(
+                "OBS is not configured: set [obs] host and port".into(),
+            )),
+        };
         drop(shared);
         let Progress {
             classes,

@@ -8,6 +8,7 @@
 
 pub mod actor;
 pub mod analysis;
+pub mod analysis_obs;
 pub mod delivery;
 pub mod events;
 pub mod health;

@@ -1,4 +1,4 @@
-//! Analyses of whole media files: `POST /api/analyses`, `GET /api/analyses[/{id}]`,
+//! Analyses of whole media files, directly or through an OBS media source: `POST /api/analyses`, `GET /api/analyses[/{id}]`,
 //! `DELETE /api/analyses/{id}`, `GET /api/analyses/{id}/export?format=csv|json`, and
 //! `GET /api/media` (the files that may be analysed).
 //!
@@ -10,7 +10,9 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 
 use cav_actors::analysis::Sampling;
+use cav_actors::analysis_obs::{media_input, MEDIA_SOURCE_KIND};
 use cav_actors::delivery::iso8601;
+use cav_actors::obs::ObsError;
 use cav_actors::store::{AnalysisInput, AnalysisRecord, AnalysisStatus};
 use cav_core::ActivityClass;
 use serde::{Deserialize, Serialize};
@@ -28,7 +30,9 @@ pub struct NewAnalysis {
     /// A media file: relative to a media folder, or an absolute path inside one.
     #[serde(default)]
     pub file: Option<String>,
-    /// An OBS media source (not available yet: refused with a clear error).
+    /// An OBS media source (`ffmpeg_source`) to analyse through OBS: its pictures from OBS,
+    /// its sound from its file (the source's `local_file`, or `file` when given, e.g. a copy
+    /// of what a remote OBS plays). Either way the file must lie in the media folders.
     #[serde(default)]
     pub source: Option<String>,
     /// Seconds between samples (default `analysis.interval_s`).
@@ -125,23 +129,22 @@ pub fn resolve_media(dirs: &[PathBuf], requested: &str) -> Result<PathBuf, PathR
 fn create(s: &ApiState, body: NewAnalysis) -> Result<Response, Response> {
     let bad =
         |field: &str, msg: String| json_error(StatusCode::BAD_REQUEST, format!("{field}: {msg}"));
-    if body.source.is_some() {
-        return Err(bad(
-            "source",
-            "analysing an OBS media source is not available in this version; give \"file\" (a file in the media folders)".into(),
-        ));
-    }
-    let Some(file) = body
+    let source = match body.source.as_deref().map(str::trim) {
+        Some("") => return Err(bad("source", "must name an OBS media source".into())),
+        other => other,
+    };
+    let file = body
         .file
         .as_deref()
         .map(str::trim)
-        .filter(|f| !f.is_empty())
-    else {
+        .filter(|f| !f.is_empty());
+    if source.is_none() && file.is_none() {
         return Err(bad(
             "file",
-            "required: a media file in the media folders".into(),
+            "required: a media file in the media folders (or \"source\": an OBS media source)"
+                .into(),
         ));
-    };
+    }
     let sampling = match (body.at_s, body.interval_s) {
         (Some(_), Some(_)) => {
             return Err(bad(
@@ -169,26 +172,76 @@ fn create(s: &ApiState, body: NewAnalysis) -> Result<Response, Response> {
             Sampling::Every { interval_s: i }
         }
     };
-    let path = match resolve_media(&s.analysis.media_dirs, file) {
+    let (field, file) = match (source, file) {
+        (Some(source), file) => {
+            let played = obs_media_file(s, source)?;
+            match file {
+                Some(f) => ("file", f.to_string()),
+                None => ("source", played),
+            }
+        }
+        (None, Some(f)) => ("file", f.to_string()),
+        (None, None) => return Err(bad("file", "required".into())),
+    };
+    let path = match resolve_media(&s.analysis.media_dirs, &file) {
         Ok(p) => p,
         Err(PathRefusal::NotFound(m)) => {
-            return Err(json_error(StatusCode::NOT_FOUND, format!("file: {m}")))
+            return Err(json_error(StatusCode::NOT_FOUND, format!("{field}: {m}")))
         }
         Err(PathRefusal::Outside(m)) => {
-            return Err(json_error(StatusCode::FORBIDDEN, format!("file: {m}")))
+            return Err(json_error(StatusCode::FORBIDDEN, format!("{field}: {m}")))
         }
+    };
+    let path = path.display().to_string();
+    let input = match source {
+        Some(source) => AnalysisInput::Obs {
+            source: source.to_string(),
+            path,
+        },
+        None => AnalysisInput::File { path },
     };
     let record = s
         .jobs
-        .start(
-            AnalysisInput::File {
-                path: path.display().to_string(),
-            },
-            sampling,
-        )
+        .start(input, sampling)
         .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")))?;
     let dto = AnalysisDto::new(record, chrono::Utc::now().timestamp_millis());
     Ok(warp::reply::with_status(warp::reply::json(&dto), StatusCode::ACCEPTED).into_response())
+}
+
+/// The local file that the OBS media source `source` plays. OBS unreachable → 503; no such
+/// input → 404; not a media source, or one playing no local file → 400; OBS refusing → 502.
+fn obs_media_file(s: &ApiState, source: &str) -> Result<String, Response> {
+    let Some(obs) = s.jobs.obs_settings() else {
+        return Err(json_error(
+            StatusCode::CONFLICT,
+            "source: OBS is not configured ([obs] host and port)",
+        ));
+    };
+    let input = media_input(obs, source).map_err(|e| {
+        let status = match e {
+            ObsError::SourceNotFound { .. } => StatusCode::NOT_FOUND,
+            ObsError::Unreachable { .. } | ObsError::Disconnected | ObsError::Timeout { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        json_error(status, format!("source: {e}"))
+    })?;
+    if input.kind != MEDIA_SOURCE_KIND {
+        return Err(json_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "source: OBS input '{source}' is a {} input; only media sources ({MEDIA_SOURCE_KIND}) can be analysed",
+                input.kind
+            ),
+        ));
+    }
+    input.local_file.ok_or_else(|| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            format!("source: OBS media source '{source}' plays no local file"),
+        )
+    })
 }
 
 fn find(s: &ApiState, id: &str) -> Result<AnalysisRecord, Response> {

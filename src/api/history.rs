@@ -552,82 +552,76 @@ fn reply<T: Serialize>(r: Result<T, Response>) -> Response {
     }
 }
 
+/// A GET endpoint: its handler gets the query and reads the store on the blocking pool; the
+/// answer is its value as JSON, or its error response.
+fn json_get<T: Serialize + Send + 'static>(
+    path: impl Filter<Extract = (), Error = Rejection> + Clone,
+    state: ApiState,
+    handler: fn(&ApiState, HashMap<String, String>) -> Result<T, Response>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    path.and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::any().map(move || state.clone()))
+        .and_then(move |q, s: ApiState| async move {
+            Ok::<_, Infallible>(reply(blocking(move || handler(&s, q)).await))
+        })
+}
+
+fn get_activities(
+    s: &ApiState,
+    q: HashMap<String, String>,
+) -> Result<PageDto<ActivityDto>, Response> {
+    let p = Params::new(q, &["start", "end", "class", "limit", "offset", "tz"])?;
+    in_zone!(p.zone()?, |tz| activities(&s.store, &p, &tz))
+}
+
+fn get_spans(s: &ApiState, q: HashMap<String, String>) -> Result<PageDto<SpanDto>, Response> {
+    let p = Params::new(q, &["start", "end", "class", "limit", "offset", "tz"])?;
+    in_zone!(p.zone()?, |tz| spans(&s.store, &p, &tz))
+}
+
+fn get_sound_events(
+    s: &ApiState,
+    q: HashMap<String, String>,
+) -> Result<PageDto<SoundEventDto>, Response> {
+    let p = Params::new(
+        q,
+        &["start", "end", "label", "source", "limit", "offset", "tz"],
+    )?;
+    in_zone!(p.zone()?, |tz| sound_events(&s.store, &p, &tz))
+}
+
+fn get_statistics(s: &ApiState, q: HashMap<String, String>) -> Result<StatisticsDto, Response> {
+    let p = Params::new(q, &["period", "date", "start", "end", "tz"])?;
+    let now = chrono::Utc::now().timestamp_millis();
+    in_zone!(p.zone()?, |tz| statistics(&s.store, &p, tz, now))
+}
+
+fn get_outbox(s: &ApiState, q: HashMap<String, String>) -> Result<OutboxDto, Response> {
+    Params::new(q, &[])?;
+    outbox_dto(&s.store, chrono::Utc::now().timestamp_millis()).map_err(store_failed)
+}
+
 pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let st = warp::any().map(move || state.clone());
+    let activities = json_get(
+        warp::path!("api" / "activities"),
+        state.clone(),
+        get_activities,
+    );
+    let spans = json_get(warp::path!("api" / "spans"), state.clone(), get_spans);
+    let sound_events = json_get(
+        warp::path!("api" / "sound-events"),
+        state.clone(),
+        get_sound_events,
+    );
+    let statistics = json_get(
+        warp::path!("api" / "statistics"),
+        state.clone(),
+        get_statistics,
+    );
+    let outbox = json_get(warp::path!("api" / "outbox"), state.clone(), get_outbox);
     let query = warp::query::<HashMap<String, String>>();
-
-    let activities = warp::path!("api" / "activities")
-        .and(warp::get())
-        .and(query)
-        .and(st.clone())
-        .and_then(|q, s: ApiState| async move {
-            Ok::<_, Infallible>(reply(
-                blocking(move || {
-                    let p = Params::new(q, &["start", "end", "class", "limit", "offset", "tz"])?;
-                    in_zone!(p.zone()?, |tz| activities(&s.store, &p, &tz))
-                })
-                .await,
-            ))
-        });
-
-    let spans = warp::path!("api" / "spans")
-        .and(warp::get())
-        .and(query)
-        .and(st.clone())
-        .and_then(|q, s: ApiState| async move {
-            Ok::<_, Infallible>(reply(
-                blocking(move || {
-                    let p = Params::new(q, &["start", "end", "class", "limit", "offset", "tz"])?;
-                    in_zone!(p.zone()?, |tz| spans(&s.store, &p, &tz))
-                })
-                .await,
-            ))
-        });
-
-    let sound_events = warp::path!("api" / "sound-events")
-        .and(warp::get())
-        .and(query)
-        .and(st.clone())
-        .and_then(|q, s: ApiState| async move {
-            Ok::<_, Infallible>(reply(
-                blocking(move || {
-                    let p = Params::new(
-                        q,
-                        &["start", "end", "label", "source", "limit", "offset", "tz"],
-                    )?;
-                    in_zone!(p.zone()?, |tz| sound_events(&s.store, &p, &tz))
-                })
-                .await,
-            ))
-        });
-
-    let statistics = warp::path!("api" / "statistics")
-        .and(warp::get())
-        .and(query)
-        .and(st.clone())
-        .and_then(|q, s: ApiState| async move {
-            Ok::<_, Infallible>(reply(
-                blocking(move || {
-                    let p = Params::new(q, &["period", "date", "start", "end", "tz"])?;
-                    let now = chrono::Utc::now().timestamp_millis();
-                    in_zone!(p.zone()?, |tz| statistics(&s.store, &p, tz, now))
-                })
-                .await,
-            ))
-        });
-
-    let outbox = warp::path!("api" / "outbox")
-        .and(warp::get())
-        .and(st.clone())
-        .and_then(|s: ApiState| async move {
-            Ok::<_, Infallible>(reply(
-                blocking(move || {
-                    outbox_dto(&s.store, chrono::Utc::now().timestamp_millis())
-                        .map_err(store_failed)
-                })
-                .await,
-            ))
-        });
+    let st = warp::any().map(move || state.clone());
 
     let export = warp::path!("api" / "export")
         .and(warp::get())

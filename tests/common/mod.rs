@@ -49,6 +49,32 @@ pub fn get_json(url: &str) -> Result<(u16, serde_json::Value), String> {
     }
 }
 
+/// POST a JSON body; returns (status, JSON body) for 2xx and 4xx/5xx alike.
+pub fn post_json(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    answer(
+        url,
+        ureq::post(url)
+            .timeout(Duration::from_secs(10))
+            .send_json(body),
+    )
+}
+
+/// DELETE a URL; returns (status, JSON body).
+pub fn delete_json(url: &str) -> (u16, serde_json::Value) {
+    answer(
+        url,
+        ureq::delete(url).timeout(Duration::from_secs(10)).call(),
+    )
+}
+
+fn answer(url: &str, r: Result<ureq::Response, ureq::Error>) -> (u16, serde_json::Value) {
+    match r {
+        Ok(r) => (r.status(), r.into_json().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or_default()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
 /// Polls `f` every 200 ms until it returns Some or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
