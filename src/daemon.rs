@@ -132,16 +132,21 @@ fn job_settings(config: &Config) -> anyhow::Result<JobSettings> {
             None
         },
         // OBS sources can be analysed whether or not OBS is the live camera.
-        obs: Some(ObsSettings {
-            host: config.obs.host.clone(),
-            port: config.obs.port,
-            password: config.obs.password.clone(),
-            source: config.obs.source.clone(),
-            fps: config.obs.fps,
-            width: config.obs.width,
-            jpeg_quality: config.obs.jpeg_quality,
-        }),
+        obs: Some(obs_settings(config)),
     })
+}
+
+/// The `[obs]` connection and capture settings.
+fn obs_settings(config: &Config) -> ObsSettings {
+    ObsSettings {
+        host: config.obs.host.clone(),
+        port: config.obs.port,
+        password: config.obs.password.clone(),
+        source: config.obs.source.clone(),
+        fps: config.obs.fps,
+        width: config.obs.width,
+        jpeg_quality: config.obs.jpeg_quality,
+    }
 }
 
 /// Opens the store in `storage.data_dir` (created if needed).
@@ -369,20 +374,10 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
             max: Duration::from_secs_f64(config.outbox.backoff_max_s),
         },
     };
-    let obs = config.obs.enabled.then(|| {
-        (
-            "obs".to_string(),
-            ObsSettings {
-                host: config.obs.host.clone(),
-                port: config.obs.port,
-                password: config.obs.password.clone(),
-                source: config.obs.source.clone(),
-                fps: config.obs.fps,
-                width: config.obs.width,
-                jpeg_quality: config.obs.jpeg_quality,
-            },
-        )
-    });
+    let obs = config
+        .obs
+        .enabled
+        .then(|| ("obs".to_string(), obs_settings(config)));
     let hearing = if config.hearing.enabled {
         Some((
             crate::hearing::load_yamnet(&config.hearing)?,

@@ -1,6 +1,7 @@
 //! Analysis jobs of an OBS media source (`POST /api/analyses` with `"source"`) against a real,
 //! headless OBS Studio 29 (scripts/obs-harness.sh): the same file analysed through OBS (seek,
-//! screenshot; sound from the file) and directly gives the same classes at the same times.
+//! screenshot; sound from the file) and directly gives the same classes at the same times
+//! (every 4 s, every 1 s, and one sample), from the same frames; the OBS-driven speed is printed.
 //!
 //! The clip is the demo re-encoded with every frame a keyframe (OBS's media source seeks to the
 //! keyframe at or before the target, so exact frames need keyframes there) and tagged BT.601
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cav_actors::obs::{ObsClient, ObsSettings};
-use common::{free_port, get_json, repo, wait_for, Daemon};
+use common::{free_port, get_json, post_json, repo, wait_for, Daemon};
 use serde_json::{json, Value};
 
 const INSTALL_HINT: &str = "OBS Studio, Xvfb and ffmpeg are needed: run the test command \
@@ -104,21 +105,10 @@ fn intra_demo(media: &Path) -> PathBuf {
     out
 }
 
-fn post(url: &str, body: Value) -> (u16, Value) {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
-    match agent.post(url).send_json(body) {
-        Ok(r) => (r.status(), r.into_json().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
-}
-
 /// Runs one analysis to its end; returns the record, its samples and the wall time.
 fn analyse(daemon: &Daemon, body: Value) -> (Value, Vec<Value>, f64) {
     let began = Instant::now();
-    let (code, job) = post(&daemon.url("/api/analyses"), body.clone());
+    let (code, job) = post_json(&daemon.url("/api/analyses"), body.clone());
     assert_eq!(code, 202, "{body}: {job}");
     let id = job["id"].as_str().unwrap().to_string();
     let done = wait_for(Duration::from_secs(300), || {
@@ -137,6 +127,16 @@ fn analyse(daemon: &Daemon, body: Value) -> (Value, Vec<Value>, f64) {
     assert_eq!(code, 200);
     let samples = export["samples"].as_array().unwrap().clone();
     (done, samples, wall)
+}
+
+/// What the OBS analysis logged (frame by frame, at debug level).
+fn obs_log(daemon: &Daemon) -> String {
+    daemon
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("analysis_obs"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Compares two runs sample by sample; prints every difference with the features behind it.
@@ -167,6 +167,14 @@ fn compare(what: &str, obs: &[Value], direct: &[Value]) -> (usize, usize) {
         if o["activity"] == d["activity"] {
             same += 1;
         }
+        // The same frames: motion (% of pixels changed) agrees closely; a wrong frame (e.g. one
+        // OBS had queued before the seek) moves it by more than a point.
+        let dm = vo["motion_mean"].as_f64().unwrap() - vd["motion_mean"].as_f64().unwrap();
+        assert!(
+            dm.abs() < 1.0,
+            "{what}: motion differs by {dm:.3} at {} (not the same frames)",
+            o["t_s"]
+        );
         // The sound comes from the file either way.
         assert_eq!(
             o["features"]["audio"], d["features"]["audio"],
@@ -215,7 +223,7 @@ fn an_obs_media_source_and_its_file_give_the_same_classes_at_the_same_times() {
         (json!({"source": ""}), 400),
         (json!({"source": "Media", "file": "/etc/hostname"}), 403),
     ] {
-        let (got, err) = post(&url, body.clone());
+        let (got, err) = post_json(&url, body.clone());
         assert_eq!(got, code, "{body}: {err}");
         let msg = err["error"].as_str().unwrap();
         assert!(
@@ -253,13 +261,35 @@ fn an_obs_media_source_and_its_file_give_the_same_classes_at_the_same_times() {
     assert_eq!(total, 10);
     // The demo's script: conversation until 24 s, then a still, quiet scene.
     assert_eq!(direct[1]["activity"], "in_conversation");
-    assert_eq!(same, total, "classes differ (see the lines above)");
+    assert_eq!(
+        same,
+        total,
+        "classes differ (see the lines above); the OBS analysis' log:\n{}",
+        obs_log(&daemon)
+    );
+
+    // Every second: spans back to back (the direct analysis reads forward).
+    let (job, dense_obs, _) = analyse(&daemon, json!({"source": "Media", "interval_s": 1}));
+    let (_, dense_direct, _) = analyse(&daemon, json!({"file": "demo_intra.mp4", "interval_s": 1}));
+    let (same, total) = compare("every 1 s", &dense_obs, &dense_direct);
+    let elapsed = job["elapsed_s"].as_f64().unwrap();
+    println!(
+        "OBS-driven analysis every 1 s: {duration:.1} media s in {elapsed:.2} s = {:.1}x real time",
+        duration / elapsed
+    );
+    assert_eq!(total, 40);
+    assert_eq!(same, total, "{}", obs_log(&daemon));
 
     // One sample at a given time, through OBS and directly.
     let (_, one_obs, _) = analyse(&daemon, json!({"source": "Media", "at_s": 13}));
     let (_, one_direct, _) = analyse(&daemon, json!({"file": "demo_intra.mp4", "at_s": 13}));
     assert_eq!(one_obs.len(), 1);
-    assert_eq!(compare("at 13 s", &one_obs, &one_direct), (1, 1));
+    assert_eq!(
+        compare("at 13 s", &one_obs, &one_direct),
+        (1, 1),
+        "{}",
+        obs_log(&daemon)
+    );
 
     // The source is given back playing, as it was.
     let rt = actix_rt::Runtime::new().unwrap();

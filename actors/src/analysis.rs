@@ -5,7 +5,10 @@
 //! This is what analysis jobs (`POST /api/analyses`) and `cav analyze --interval` run. Video is
 //! read forward, skipping the frames between samples without converting them; for sparse
 //! samples (`interval_s` ≥ [`SEEK_MIN_INTERVAL_S`]) the decoder seeks instead, which skips
-//! decoding too. Audio is decoded forward and only the samples' spans are kept.
+//! decoding too. Either way the samples' frames are the same. The video is decoded on a thread
+//! of its own, a few samples ahead, while the calling thread decodes the audio (forward, keeping
+//! only the samples' spans), hears it and classifies. [`crate::analysis_obs`] takes the pictures
+//! from OBS instead and shares the rest (`classify_span`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +23,14 @@ use cav_core::{Classifier, Frame, Timestamp, SAMPLE_RATE};
 use crate::media::{self, AudioDecoder, MediaError, VideoDecoder};
 
 /// From this interval on, the video decoder seeks between samples rather than reading forward.
-pub const SEEK_MIN_INTERVAL_S: f64 = 4.0;
+///
+/// A seek decodes from the keyframe before the sample (on average half a keyframe interval of
+/// frames, plus the span); reading on decodes every frame in between. Measured with
+/// `examples/analysis_bench.rs` (640×480, 25 fps H.264, 2 cores): with a keyframe every 2 s,
+/// seeking wins from about 4 s; with one every 10 s (x264's default of 250 frames), only from
+/// about 8 s, and at 4 s it is ~40 % slower than reading on. 6 s keeps the loss either way
+/// under ~15 %.
+pub const SEEK_MIN_INTERVAL_S: f64 = 6.0;
 
 /// Which times of the file to analyse.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -218,11 +228,47 @@ pub(crate) fn classify_span(
     })
 }
 
+/// How the video decoder gets from one sample to the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoAccess {
+    /// Seek from [`SEEK_MIN_INTERVAL_S`] on (and for a single sample), else read forward.
+    Auto,
+    /// Read forward, skipping the frames between samples without converting them.
+    Forward,
+    /// Seek to each sample.
+    Seek,
+}
+
 /// Analyses the samples of `path`, calling `on_sample` for each and `on_progress` with the
 /// media seconds done and the total. Stops with [`AnalysisError::Cancelled`] when `cancel` is set.
 pub fn analyze_samples(
     path: &Path,
     settings: &SampleSettings,
+    classifier: &dyn Classifier,
+    hearing: Option<&mut cav_models::hearing::Hearing>,
+    cancel: &AtomicBool,
+    on_progress: impl FnMut(f64, f64),
+    on_sample: impl FnMut(FileSample),
+) -> Result<u64, AnalysisError> {
+    analyze_samples_with(
+        path,
+        settings,
+        VideoAccess::Auto,
+        classifier,
+        hearing,
+        cancel,
+        on_progress,
+        on_sample,
+    )
+}
+
+/// [`analyze_samples`] with the video access chosen (for benchmarks and tuning
+/// [`SEEK_MIN_INTERVAL_S`]; both give the same samples).
+#[allow(clippy::too_many_arguments)]
+pub fn analyze_samples_with(
+    path: &Path,
+    settings: &SampleSettings,
+    access: VideoAccess,
     classifier: &dyn Classifier,
     mut hearing: Option<&mut cav_models::hearing::Hearing>,
     cancel: &AtomicBool,
@@ -238,48 +284,132 @@ pub fn analyze_samples(
         None => None,
     };
     let mut audio = AudioCursor::open(path, &info)?;
-    let seek = match settings.sampling {
-        Sampling::Every { interval_s } => interval_s >= SEEK_MIN_INTERVAL_S,
-        Sampling::At { .. } => true,
+    let seek = match (access, settings.sampling) {
+        (VideoAccess::Forward, _) => false,
+        (VideoAccess::Seek, _) | (VideoAccess::Auto, Sampling::At { .. }) => true,
+        (VideoAccess::Auto, Sampling::Every { interval_s }) => interval_s >= SEEK_MIN_INTERVAL_S,
     };
     let frame_interval = 1.0 / settings.analysis_fps;
     let times = sample_times(settings.sampling, duration_s, span_s);
-    let mut count = 0u64;
-    for (index, &t) in times.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(AnalysisError::Cancelled);
-        }
-        let end = t + span_s;
-        let mut frames: Vec<(Timestamp, Frame)> = Vec::new();
-        if let Some(v) = video.as_mut() {
-            let found = if seek { v.seek(t)? } else { v.skip_to(t)? };
-            if found {
-                while let Some(f) = v.next_frame_every(frame_interval)? {
-                    if f.pts_s >= end {
-                        break;
+    // The video is decoded on a thread of its own, a few samples ahead, while this one reads
+    // the audio, hears and classifies.
+    std::thread::scope(|scope| {
+        let (tx, frames_rx) =
+            std::sync::mpsc::sync_channel::<Result<SpanFrames, MediaError>>(VIDEO_AHEAD);
+        let video = video.take().map(|decoder| {
+            let times = &times;
+            let mut reader = SpanReader {
+                decoder,
+                carry: None,
+            };
+            std::thread::Builder::new()
+                .name("analysis video".into())
+                .spawn_scoped(scope, move || {
+                    for &t in times {
+                        let frames = reader.span(t, t + span_s, seek, frame_interval);
+                        let failed = frames.is_err();
+                        // A closed channel: the analysis ended early (cancelled, failed).
+                        if tx.send(frames).is_err() || failed {
+                            return;
+                        }
                     }
-                    frames.push((Timestamp::from_secs_f64(f.pts_s), f.frame));
+                })
+        });
+        let video = match video {
+            Some(Ok(_)) => true,
+            Some(Err(e)) => {
+                return Err(AnalysisError::Invalid(format!(
+                    "cannot start the video thread: {e}"
+                )))
+            }
+            None => false,
+        };
+        let mut count = 0u64;
+        for (index, &t) in times.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(AnalysisError::Cancelled);
+            }
+            let end = t + span_s;
+            let samples = match audio.as_mut() {
+                Some(a) => Some(a.take_span(t, end)?),
+                None => None,
+            };
+            let frames = if video {
+                frames_rx.recv().map_err(|_| {
+                    AnalysisError::Invalid("the video decoding thread stopped".into())
+                })??
+            } else {
+                Vec::new()
+            };
+            let sample = classify_span(
+                index as u64,
+                t,
+                frames,
+                samples,
+                settings,
+                classifier,
+                hearing.as_deref_mut(),
+            )?;
+            on_sample(sample);
+            count += 1;
+            on_progress(end.min(duration_s), duration_s);
+        }
+        Ok(count)
+    })
+}
+
+/// The frames of one sample's span.
+type SpanFrames = Vec<(Timestamp, Frame)>;
+
+/// Samples the video thread may decode ahead of the classification.
+const VIDEO_AHEAD: usize = 4;
+
+/// Frame times within this of each other are the same time (as in the video decoder).
+const FRAME_SLACK_S: f64 = 1e-4;
+
+/// The video decoder with the frame that ended the previous span, which may start the next.
+struct SpanReader {
+    decoder: VideoDecoder,
+    carry: Option<crate::media::TimedFrame>,
+}
+
+impl SpanReader {
+    /// The frames of `[t, end)` at one every `frame_interval` s, reached by seeking or reading
+    /// on. Reading on, the frame that ended the previous span starts this one when it lies in
+    /// it (spans back to back), exactly as a seek to `t` would find it.
+    fn span(
+        &mut self,
+        t: f64,
+        end: f64,
+        seek: bool,
+        frame_interval: f64,
+    ) -> Result<SpanFrames, MediaError> {
+        let v = &mut self.decoder;
+        let mut frames = Vec::new();
+        let carried = self
+            .carry
+            .take()
+            .filter(|f| !seek && f.pts_s + FRAME_SLACK_S >= t && f.pts_s < end);
+        let found = match carried {
+            // The decoder returned it last: the next frame is spaced from it.
+            Some(f) => {
+                frames.push((Timestamp::from_secs_f64(f.pts_s), f.frame));
+                true
+            }
+            None if seek => v.seek(t)?,
+            None => v.skip_to(t)?,
+        };
+        if found {
+            while let Some(f) = v.next_frame_every(frame_interval)? {
+                if f.pts_s >= end {
+                    self.carry = Some(f);
+                    break;
                 }
+                frames.push((Timestamp::from_secs_f64(f.pts_s), f.frame));
             }
         }
-        let samples = match audio.as_mut() {
-            Some(a) => Some(a.take_span(t, end)?),
-            None => None,
-        };
-        let sample = classify_span(
-            index as u64,
-            t,
-            frames,
-            samples,
-            settings,
-            classifier,
-            hearing.as_deref_mut(),
-        )?;
-        on_sample(sample);
-        count += 1;
-        on_progress(end.min(duration_s), duration_s);
+        Ok(frames)
     }
-    Ok(count)
 }
 
 #[cfg(test)]
@@ -353,6 +483,31 @@ mod tests {
         let one = classes(Sampling::At { t_s: 30.0 });
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].1, forward[10].1);
+    }
+
+    #[test]
+    fn back_to_back_spans_read_forward_have_the_frames_a_seek_finds() {
+        let run = |access| {
+            let mut out = Vec::new();
+            analyze_samples_with(
+                &demo_clip(),
+                &settings(Sampling::Every { interval_s: 1.0 }),
+                access,
+                &RuleClassifier,
+                None,
+                &AtomicBool::new(false),
+                |_, _| {},
+                |s| out.push(serde_json::to_value(&s.summary).unwrap()),
+            )
+            .unwrap();
+            out
+        };
+        let forward = run(VideoAccess::Forward);
+        let sought = run(VideoAccess::Seek);
+        assert_eq!(forward.len(), 40);
+        for (i, (f, s)) in forward.iter().zip(&sought).enumerate() {
+            assert_eq!(f["video"], s["video"], "sample {i}");
+        }
     }
 
     #[test]

@@ -279,7 +279,6 @@ impl Jobs {
                 "OBS is not configured: set [obs] host and port".into(),
             )),
         };
-        drop(shared);
         let Progress {
             classes,
             events,

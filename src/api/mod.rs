@@ -122,7 +122,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
         }))
-        .map(|r| warp::reply::Reply::into_response(r));
+        .map(warp::reply::Reply::into_response);
     if cors_origins.is_empty() {
         all.boxed()
     } else {
@@ -131,7 +131,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
             .allow_methods(["GET", "POST", "PUT", "DELETE"])
             .allow_headers(["authorization", "content-type"]);
         all.with(cors)
-            .map(|r| warp::reply::Reply::into_response(r))
+            .map(warp::reply::Reply::into_response)
             .boxed()
     }
 }
