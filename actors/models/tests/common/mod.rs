@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cav_models::Yamnet;
 
@@ -36,25 +36,35 @@ pub fn read_f32(rel: &str) -> Vec<f32> {
         .collect()
 }
 
-/// A 16 kHz mono PCM16 WAV as `int16 / 32768` (bit for bit the clips' `.f32` waveforms).
+/// `tests/data/yamnet/<rel>`, a 16 kHz mono PCM16 WAV, as `int16 / 32768` (bit for bit the
+/// clips' `.f32` waveforms).
 pub fn read_wav(rel: &str) -> Vec<f32> {
-    let path = data_dir().join(rel);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[0..4], b"RIFF");
-    assert_eq!(&bytes[8..12], b"WAVE");
+    read_wav_file(&data_dir().join(rel))
+}
+
+/// A 16 kHz mono PCM16 WAV as `int16 / 32768`.
+pub fn read_wav_file(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[0..4], b"RIFF", "{}", path.display());
+    assert_eq!(&bytes[8..12], b"WAVE", "{}", path.display());
     let mut pos = 12;
     let mut format_ok = false;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
         let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-        let body = &bytes[pos + 8..pos + 8 + len];
+        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
         match id {
             b"fmt " => {
                 let format = u16::from_le_bytes([body[0], body[1]]);
                 let channels = u16::from_le_bytes([body[2], body[3]]);
                 let rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
                 let bits = u16::from_le_bytes([body[14], body[15]]);
-                assert_eq!((format, channels, rate, bits), (1, 1, 16_000, 16));
+                assert_eq!(
+                    (format, channels, rate, bits),
+                    (1, 1, 16_000, 16),
+                    "{}",
+                    path.display()
+                );
                 format_ok = true;
             }
             b"data" => {

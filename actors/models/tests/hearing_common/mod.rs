@@ -5,65 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use cav_models::Yamnet;
-
 /// `tests/data/audio/` of the workspace.
 pub fn audio_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/audio")
 }
 
-/// `models/` of the workspace.
-pub fn models_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
-}
-
-pub fn load_model() -> Yamnet {
-    let dir = models_dir();
-    Yamnet::load(
-        &dir.join("yamnet.safetensors"),
-        &dir.join("yamnet_class_map.csv"),
-    )
-    .expect("load YAMNet")
-}
-
-/// A 16 kHz mono PCM16 WAV as `int16 / 32768`.
-pub fn read_wav(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[0..4], b"RIFF", "{}", path.display());
-    assert_eq!(&bytes[8..12], b"WAVE", "{}", path.display());
-    let mut pos = 12;
-    let mut format_ok = false;
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
-        match id {
-            b"fmt " => {
-                let format = u16::from_le_bytes([body[0], body[1]]);
-                let channels = u16::from_le_bytes([body[2], body[3]]);
-                let rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-                let bits = u16::from_le_bytes([body[14], body[15]]);
-                assert_eq!(
-                    (format, channels, rate, bits),
-                    (1, 1, 16_000, 16),
-                    "{}",
-                    path.display()
-                );
-                format_ok = true;
-            }
-            b"data" => {
-                assert!(format_ok, "data before fmt in {}", path.display());
-                return body
-                    .chunks_exact(2)
-                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-                    .collect();
-            }
-            _ => {}
-        }
-        pos += 8 + len + (len & 1);
-    }
-    panic!("no data chunk in {}", path.display());
-}
+// The model loading and WAV reading of the YAMNet tests.
+#[path = "../common/mod.rs"]
+mod yamnet_common;
+pub use yamnet_common::{load_model, read_wav_file as read_wav};
 
 /// Splits one CSV line (double quotes may enclose commas; no escaped quotes in our files).
 fn split_csv(line: &str) -> Vec<String> {
