@@ -102,17 +102,7 @@ fn claps_reach_labels_events_store_and_webhook() {
         assert!((850..=1150).contains(&gap), "clap onsets {onsets:?}");
     }
     // Clap-to-webhook latency, from the onset on the capture clock to the receiver's clock.
-    let mut latencies: Vec<f64> = hooks
-        .iter()
-        .map(|h| h["t"].as_f64().unwrap() * 1000.0 - h["json"]["onset_ms"].as_f64().unwrap())
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    println!(
-        "clap-to-webhook latency over {} claps: p50 {:.0} ms, max {:.0} ms",
-        latencies.len(),
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() - 1]
-    );
+    common::print_webhook_latency("clap-to-webhook", &hooks);
 
     // Stored, and kept after a clean stop.
     let exit = daemon

@@ -124,15 +124,5 @@ fn a_clap_sent_over_vban_with_aiovban_reaches_the_webhook() {
             "clap onsets {onsets:?} not 1 s apart"
         );
     }
-    let mut latencies: Vec<f64> = hooks
-        .iter()
-        .map(|h| h["t"].as_f64().unwrap() * 1000.0 - h["json"]["onset_ms"].as_f64().unwrap())
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    println!(
-        "VBAN clap-to-webhook latency over {} claps: p50 {:.0} ms, max {:.0} ms ({latencies:?})",
-        latencies.len(),
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() - 1]
-    );
+    common::print_webhook_latency("VBAN clap-to-webhook", &hooks);
 }

@@ -75,6 +75,25 @@ fn answer(url: &str, r: Result<ureq::Response, ureq::Error>) -> (u16, serde_json
     }
 }
 
+/// Prints the onset-to-webhook latency of received sound-event POSTs (a measurement, not a
+/// check): the receiver's arrival time minus the event's onset on the capture clock.
+pub fn print_webhook_latency(what: &str, hooks: &[serde_json::Value]) {
+    let mut latencies: Vec<f64> = hooks
+        .iter()
+        .filter_map(|h| Some(h["t"].as_f64()? * 1000.0 - h["json"]["onset_ms"].as_f64()?))
+        .collect();
+    if latencies.is_empty() {
+        return;
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{what} latency over {} events: p50 {:.0} ms, max {:.0} ms ({latencies:?})",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+}
+
 /// Polls `f` every 200 ms until it returns Some or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
