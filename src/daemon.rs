@@ -219,8 +219,7 @@ fn start(
         board.clone(),
         clock.clone(),
         Arc::new(RuleClassifier),
-    )
-    .context("cannot start the pipeline")?;
+    );
     let sources = SourcesState {
         config: Arc::new(tokio::sync::Mutex::new(config.clone())),
         file: config_file.clone(),

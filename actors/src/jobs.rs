@@ -175,10 +175,6 @@ impl Jobs {
         self.settings.obs.as_ref()
     }
 
-    pub fn is_running(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -26,7 +26,7 @@ use crate::health::StatusBoard;
 use crate::messages::{AudioChunk, Classification, ExpectStreams};
 use crate::obs::ObsSettings;
 use crate::queue::{drop_oldest, DropOldest};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::supervise::Alive;
 
 #[derive(Clone, Debug)]
@@ -55,12 +55,6 @@ pub struct PipelineSettings {
     pub outbox: OutboxSettings,
     /// Frames per second the vision models look at, and what they run; `None`: no vision.
     pub vision: Option<(f64, cav_models::vision::VisionOptions)>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// Addresses of the running actors.
@@ -94,7 +88,7 @@ impl Pipeline {
         board: StatusBoard,
         clock: Arc<MonotonicClock>,
         classifier: Arc<dyn Classifier>,
-    ) -> Result<Self, PipelineError> {
+    ) -> Self {
         let analysis = Arbiter::new();
         let storage = Arbiter::new();
 
@@ -279,7 +273,7 @@ impl Pipeline {
             primary: settings.primary_audio.clone(),
         });
 
-        Ok(Self {
+        Self {
             board,
             store,
             sources,
@@ -297,7 +291,7 @@ impl Pipeline {
                 arbiters.push(hearing);
                 arbiters
             },
-        })
+        }
     }
 
     /// A liveness probe over the stages that must keep answering (for the systemd watchdog).
