@@ -44,17 +44,19 @@ fn ffprobe(path: &Path) -> (f64, u64) {
     )
 }
 
-/// Times (s from the start) of the frames that turn white.
+/// Times (s from the start) of the frames that turn white after a dark one.
 fn flash_times(video: &Path) -> Vec<f64> {
     let mut d = VideoDecoder::open(video, None).unwrap();
     let mut out = Vec::new();
-    let mut was_white = false;
+    // None before the first frame: a flash already on at the clip's start has no onset in the
+    // clip (just as a beep cut by the start has none in the WAV).
+    let mut was_white: Option<bool> = None;
     while let Some(f) = d.next_frame().unwrap() {
         let white = cav_core::avsync::mean_luma(&f.frame) > 200.0;
-        if white && !was_white {
+        if white && was_white == Some(false) {
             out.push(f.pts_s);
         }
-        was_white = white;
+        was_white = Some(white);
     }
     out
 }
