@@ -241,7 +241,7 @@ fn sources_are_added_refused_saved_disabled_and_removed_at_run_time() {
     let exit = daemon
         .signal_and_wait("TERM", Duration::from_secs(10))
         .unwrap();
-    assert!(exit.success());
+    assert!(exit.success(), "exit {exit:?}:\n{}", daemon.log_text());
 }
 
 #[test]

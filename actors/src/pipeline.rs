@@ -340,6 +340,21 @@ impl Pipeline {
         for a in &self.arbiters {
             a.stop();
         }
+        // Wait (a bounded time) for the arbiter threads to finish the message in hand, so that
+        // nothing is still inside OpenCV or sled when the process exits and their static
+        // destructors run.
+        let arbiters = self.arbiters;
+        let joined = tokio::task::spawn_blocking(move || {
+            for a in arbiters {
+                let _ = a.join();
+            }
+        });
+        if tokio_timeout(Duration::from_secs(3), joined)
+            .await
+            .is_none()
+        {
+            tracing::warn!("an analysis thread did not stop within 3 s");
+        }
     }
 }
 
