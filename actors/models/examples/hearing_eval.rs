@@ -1,8 +1,12 @@
 //! Runs `Hearing` over the dev set and more_claps and prints expected vs found per clip, with
-//! precision/recall of clap events and the time per second of audio.
+//! precision/recall of clap events and the time per second of audio; then (unless `NOMIX=1`)
+//! claps mixed over the real backgrounds of the dev set at +20/+15/+10 dB peak-to-background,
+//! with two foregrounds: the Gimme-A-Hand double claps (the dev set's one clap recording) and
+//! another person's single claps (`more_claps/millo_single_claps.wav`, held out from tuning).
 //!
 //! Also prints the engine's clap latency: the time from each clap's onset to the end of the
-//! 100 ms push that returned it (the moment a live source would call `push`).
+//! push that returned it (the moment a live source would call `push`); pushes of `CHUNK_MS`
+//! (default 100 ms).
 //!
 //! `cargo run --release -p cav-models --example hearing_eval [-- FILTER]`; `HOLD=1` for the
 //! hold-for-context mode ([`Hearing::set_clap_hold_for_context`]), `TRACE=1` for every onset.
@@ -12,7 +16,94 @@ mod hc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cav_models::hearing::{EventKind, Hearing, HearingConfig, HearingOutput};
+use cav_models::hearing::{EventKind, Hearing, HearingConfig, HearingOutput, SoundEvent};
+use cav_models::Yamnet;
+
+/// One clip run through a fresh `Hearing` in 100 ms pushes.
+struct Run {
+    events: Vec<SoundEvent>,
+    /// Onset → end of the push that returned it (s), per clap emitted before `flush`.
+    delays: Vec<f64>,
+    cpu_s: f64,
+    trace: Vec<cav_models::hearing::ClapTrace>,
+}
+
+fn run(model: &Arc<Yamnet>, x: &[f32], hold: bool, trace: bool) -> Run {
+    let mut h = Hearing::new(model.clone(), HearingConfig::default());
+    h.set_trace(trace);
+    h.set_clap_hold_for_context(hold);
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut delays = Vec::new();
+    let chunk = chunk_samples();
+    for (i, c) in x.chunks(chunk).enumerate() {
+        let t = (i * chunk) as f64 / 16_000.0;
+        let got = h.push(t, c);
+        let now = t + c.len() as f64 / 16_000.0;
+        delays.extend(got.iter().filter_map(|o| match o {
+            HearingOutput::Event(e) if e.kind == EventKind::Clap => Some(now - e.onset),
+            _ => None,
+        }));
+        out.extend(got);
+    }
+    out.extend(h.flush());
+    let cpu_s = start.elapsed().as_secs_f64();
+    let traces = h.take_trace();
+    for tr in traces
+        .iter()
+        .filter(|_| trace && std::env::var("DUMP").is_err())
+    {
+        let e = &tr.evidence;
+        let f = &e.features;
+        println!(
+            "  {:7.3} {:?} y{:.2} oth{:.2} typ{:.2} L{:.1} j{:.1} bg{:.1} low{:.2} hi{:.2} c{:.0} fl{:.2} a{:.0} d{:.0} snr{:.1}",
+            tr.t,
+            tr.decision,
+            e.yamnet_score(),
+            e.other_impulse,
+            e.context_typing,
+            e.level_dbfs,
+            e.jump_db,
+            e.background_dbfs,
+            f.low_share,
+            f.high_share,
+            f.centroid_hz,
+            f.flatness,
+            f.attack_ms,
+            f.decay_ms,
+            f.snr_db
+        );
+    }
+    let events = out
+        .into_iter()
+        .filter_map(|o| match o {
+            HearingOutput::Event(e) => Some(e),
+            HearingOutput::Labels { .. } => None,
+        })
+        .collect();
+    Run {
+        events,
+        delays,
+        cpu_s,
+        trace: traces,
+    }
+}
+
+/// Push size: `CHUNK_MS` (default 100 ms, as the live sources; the file source uses 50).
+fn chunk_samples() -> usize {
+    std::env::var("CHUNK_MS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(1600, |ms| (ms * 16).max(1))
+}
+
+fn clap_times(events: &[SoundEvent]) -> Vec<f64> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Clap)
+        .map(|e| e.onset)
+        .collect()
+}
 
 fn main() {
     let model = Arc::new(hc::load_model());
@@ -20,7 +111,30 @@ fn main() {
     let (mut tp, mut fn_, mut fp) = (0, 0, 0);
     let (mut audio_s, mut cpu_s) = (0.0, 0.0);
     let hold = std::env::var("HOLD").is_ok_and(|v| v == "1");
+    let trace = std::env::var("TRACE").is_ok();
     let mut delays: Vec<f64> = Vec::new();
+    // `MIX=FG:BG:SNR` (file names, dB): that one mixture only, with the trace.
+    if let Ok(spec) = std::env::var("MIX") {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let [fg_name, bg_name, snr] = parts[..] else {
+            panic!("MIX=FG:BG:SNR")
+        };
+        let fg_clip = hc::clip(fg_name);
+        let snr: f32 = snr.parse().expect("MIX: SNR in dB");
+        let bg = hc::clip(bg_name).samples();
+        let x = hc::mix(&fg_clip.samples(), &bg, 10f32.powf(-30.0 / 20.0), snr);
+        let r = run(&model, &x, hold, true);
+        let (errs, extra) = hc::match_times(&fg_clip.claps, &clap_times(&r.events), 0.15);
+        println!(
+            "expected {:?}\nerrors {errs:?}\nfalse {extra:?}",
+            fg_clip.claps
+        );
+        return;
+    }
+    if let Ok(path) = std::env::var("DUMP") {
+        dump(&model, &path);
+        return;
+    }
     println!(
         "{:<40} {:>9} {:>9} {:>4} {:>9} {:<}",
         "clip", "claps exp", "found", "fp", "max|err|", "other events"
@@ -32,44 +146,18 @@ fn main() {
             }
         }
         let x = clip.samples();
-        let mut h = Hearing::new(model.clone(), HearingConfig::default());
-        let trace = std::env::var("TRACE").is_ok();
-        h.set_trace(trace);
-        h.set_clap_hold_for_context(hold);
-        let start = Instant::now();
-        let mut out = Vec::new();
-        for (i, c) in x.chunks(1600).enumerate() {
-            let got = h.push(i as f64 * 0.1, c);
-            let now = i as f64 * 0.1 + c.len() as f64 / 16_000.0;
-            delays.extend(got.iter().filter_map(|o| match o {
-                HearingOutput::Event(e) if e.kind == EventKind::Clap => Some(now - e.onset),
-                _ => None,
-            }));
-            out.extend(got);
-        }
-        out.extend(h.flush());
-        for tr in h.take_trace() {
-            let e = &tr.evidence;
-            let f = &e.features;
-            println!("  {:7.3} {:?} y{:.2} oth{:.2} typ{:.2} L{:.1} j{:.1} bg{:.1} low{:.2} hi{:.2} c{:.0} fl{:.2} a{:.0}", tr.t, tr.decision, e.yamnet_score(), e.other_impulse, e.context_typing, e.level_dbfs, e.jump_db, e.background_dbfs, f.low_share, f.high_share, f.centroid_hz, f.flatness, f.attack_ms);
-        }
-        cpu_s += start.elapsed().as_secs_f64();
+        let r = run(&model, &x, hold, trace);
+        delays.extend(&r.delays);
+        cpu_s += r.cpu_s;
         audio_s += x.len() as f64 / 16000.0;
-        let claps: Vec<f64> = out
+        let claps = clap_times(&r.events);
+        let others: Vec<String> = r
+            .events
             .iter()
-            .filter_map(|o| match o {
-                HearingOutput::Event(e) if e.kind == EventKind::Clap => Some(e.onset),
-                _ => None,
-            })
-            .collect();
-        let others: Vec<String> = out
-            .iter()
-            .filter_map(|o| match o {
-                HearingOutput::Event(e) if e.kind != EventKind::Clap => Some(match e.end {
-                    Some(end) => format!("{}@{:.2}-{:.2}", e.kind.as_str(), e.onset, end),
-                    None => format!("{}@{:.2}({:.2})", e.kind.as_str(), e.onset, e.score),
-                }),
-                _ => None,
+            .filter(|e| e.kind != EventKind::Clap)
+            .map(|e| match e.end {
+                Some(end) => format!("{}@{:.2}-{:.2}", e.kind.as_str(), e.onset, end),
+                None => format!("{}@{:.2}({:.2})", e.kind.as_str(), e.onset, e.score),
             })
             .collect();
         let (errs, extra) = hc::match_times(&clip.claps, &claps, 0.15);
@@ -97,14 +185,15 @@ fn main() {
     }
     println!(
         "claps (excluding group clapping): tp {tp} fn {fn_} fp {fp}; recall {:.3} precision {:.3}",
-        tp as f64 / (tp + fn_) as f64,
+        tp as f64 / (tp + fn_).max(1) as f64,
         tp as f64 / (tp + fp).max(1) as f64
     );
     delays.sort_by(f64::total_cmp);
     if !delays.is_empty() {
         println!(
-            "clap onset to push returning it ({} claps, 100 ms pushes{}): p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+            "clap onset to push returning it ({} claps, {} ms pushes{}): p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
             delays.len(),
+            chunk_samples() / 16,
             if hold { ", HOLD" } else { "" },
             delays[delays.len() / 2] * 1e3,
             delays[delays.len() * 9 / 10] * 1e3,
@@ -113,7 +202,117 @@ fn main() {
     }
     println!(
         "cost: {:.1} ms per second of audio ({:.1} s audio)",
-        cpu_s / audio_s * 1000.0,
+        cpu_s / audio_s.max(1e-9) * 1000.0,
         audio_s
     );
+    if std::env::var("NOMIX").is_ok_and(|v| v == "1") || filter.is_some() {
+        return;
+    }
+    // Mixtures: backgrounds at −30 dBFS RMS, claps scaled to SNR dB peak-to-background.
+    let backgrounds = [
+        "speech_allison.wav",
+        "speech_tuxpaint_words.wav",
+        "speech_espeak.wav",
+        "typing_bucklespring.wav",
+        "vacuum_cleaner.wav",
+        "washing_machine.wav",
+        "kettle.wav",
+    ];
+    for fg_name in ["clap_gah_double.wav", "more_claps/millo_single_claps.wav"] {
+        let fg_clip = hc::clip(fg_name);
+        let fg = fg_clip.samples();
+        let mut by_snr = Vec::new();
+        for snr in [20.0f32, 15.0, 10.0] {
+            let (mut found_n, mut total, mut false_n) = (0, 0, 0);
+            for bg_name in backgrounds {
+                let bg = hc::clip(bg_name).samples();
+                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                let r = run(&model, &x, hold, trace);
+                let (errs, extra) = hc::match_times(&fg_clip.claps, &clap_times(&r.events), 0.15);
+                let n = errs.iter().flatten().count();
+                println!(
+                    "  {fg_name} over {bg_name} +{snr} dB: {n}/{} false {extra:?}",
+                    fg_clip.claps.len()
+                );
+                found_n += n;
+                total += fg_clip.claps.len();
+                false_n += extra.len();
+            }
+            by_snr.push(format!("+{snr} dB {found_n}/{total} (false {false_n})"));
+        }
+        println!("mixtures of {fg_name}: {}", by_snr.join(", "));
+    }
+}
+
+/// `DUMP=FILE`: every judged onset of the dev set, more_claps and the mixtures as CSV, with
+/// whether a labelled clap is within 50 ms (for designing the clap decision).
+fn dump(model: &Arc<Yamnet>, path: &str) {
+    use std::fmt::Write as _;
+    let mut csv = String::from("set,clip,t,is_clap,hands,clapping,slap,snap,other,typing,level,jump,bg,low,high,centroid,flatness,attack,decay,snr,bandbg\n");
+    let mut add = |set: &str, name: &str, x: &[f32], claps: &[f64]| {
+        let r = run(model, x, false, true);
+        for tr in &r.trace {
+            let e = &tr.evidence;
+            let f = &e.features;
+            let is_clap = claps.iter().any(|&c| (c - tr.t).abs() <= 0.05);
+            let _ = writeln!(
+                csv,
+                "{set},{name},{:.4},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                tr.t,
+                u8::from(is_clap),
+                e.hands,
+                e.clapping,
+                e.slap,
+                e.finger_snapping,
+                e.other_impulse,
+                e.context_typing,
+                e.level_dbfs,
+                e.jump_db,
+                e.background_dbfs,
+                f.low_share,
+                f.high_share,
+                f.centroid_hz,
+                f.flatness,
+                f.attack_ms,
+                f.decay_ms,
+                f.snr_db,
+                e.band_background_dbfs
+            );
+        }
+        // Claps with no judged onset within 50 ms: never proposed.
+        for &c in claps {
+            if !r.trace.iter().any(|tr| (c - tr.t).abs() <= 0.05) {
+                let _ = writeln!(csv, "{set},{name},{c:.4},2,,,,,,,,,,,,,,,,,");
+            }
+        }
+    };
+    for clip in hc::dev_clips().into_iter().chain(hc::more_clips()) {
+        add("clip", &clip.name, &clip.samples(), &clip.claps);
+    }
+    let backgrounds = [
+        "speech_allison.wav",
+        "speech_tuxpaint_words.wav",
+        "speech_espeak.wav",
+        "typing_bucklespring.wav",
+        "vacuum_cleaner.wav",
+        "washing_machine.wav",
+        "kettle.wav",
+    ];
+    for fg_name in ["clap_gah_double.wav", "more_claps/millo_single_claps.wav"] {
+        let fg_clip = hc::clip(fg_name);
+        let fg = fg_clip.samples();
+        for snr in [20.0f32, 15.0, 10.0] {
+            for bg_name in backgrounds {
+                let bg = hc::clip(bg_name).samples();
+                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                add(
+                    &format!("mix{snr}"),
+                    &format!("{fg_name}+{bg_name}"),
+                    &x,
+                    &fg_clip.claps,
+                );
+            }
+        }
+    }
+    std::fs::write(path, csv).expect("write the dump");
 }

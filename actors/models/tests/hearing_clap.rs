@@ -136,56 +136,90 @@ fn dev_claps_found_at_their_onsets_and_hard_negatives_silent() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Backgrounds of the mixtures: the dev set's real recordings of continuous sounds.
+const BACKGROUNDS: [&str; 7] = [
+    "speech_allison.wav",
+    "speech_tuxpaint_words.wav",
+    "speech_espeak.wav",
+    "typing_bucklespring.wav",
+    "vacuum_cleaner.wav",
+    "washing_machine.wav",
+    "kettle.wav",
+];
+
+/// Claps of `fg` mixed over each background at `snr_db` (peak-to-background; backgrounds looped
+/// at −30 dBFS RMS): returns the claps found per background, and fails on any false clap.
+fn mixture_counts(fg: &str, snr_db: f32, failures: &mut Vec<String>) -> Vec<usize> {
+    let claps = clip(fg);
+    let x_fg = claps.samples();
+    BACKGROUNDS
+        .iter()
+        .map(|bg_name| {
+            let bg = clip(bg_name).samples();
+            let x = mix(&x_fg, &bg, 10f32.powf(-30.0 / 20.0), snr_db);
+            let found = clap_times(&events(&x));
+            let (errors, extra) = match_times(&claps.claps, &found, TOL);
+            let n = errors.iter().flatten().count();
+            println!(
+                "{fg} over {bg_name} at +{snr_db} dB: {n}/{} found, false {extra:?}, errors {:?}",
+                claps.claps.len(),
+                errors
+                    .iter()
+                    .map(|e| e.map(|v| (v * 1e3).round()))
+                    .collect::<Vec<_>>()
+            );
+            if !extra.is_empty() {
+                failures.push(format!("{fg} over {bg_name} +{snr_db} dB: false {extra:?}"));
+            }
+            n
+        })
+        .collect()
+}
+
 #[test]
 fn claps_over_real_backgrounds_are_found() {
-    // Foreground: the three double claps (6 claps, 0.30–0.45 s apart) of the dev set, scaled
-    // so their peak is SNR dB above the background's RMS; backgrounds are the real recordings
-    // of the dev set, looped, at −30 dBFS RMS. `min_found` is what the detector achieves
-    // today (a regression guard, not a target): claps at ≤ +10 dB, and claps over dense
-    // typing, are mostly missed (see the module docs of `hearing::clap`). No mixture may give
-    // a false clap.
-    let claps = clip("clap_gah_double.wav");
-    let fg = claps.samples();
+    // Foreground: the three double claps (6 claps, 0.30–0.45 s apart) of the dev set. The
+    // expected counts (per background, in the order of BACKGROUNDS) are what the detector
+    // achieves today, measured with `examples/hearing_eval.rs`: a regression guard, not a
+    // target. Claps at +10 dB over the vacuum, washing machine and kettle, and claps over dense
+    // typing, are still missed (see `hearing::clap`). No mixture may give a false clap.
     let mut failures = Vec::new();
-    let mut found_total = 0;
-    let mut expected_total = 0;
-    for (bg_name, snr_db, min_found) in [
-        ("speech_allison.wav", 20.0, 5),
-        ("speech_allison.wav", 15.0, 4),
-        ("speech_allison.wav", 10.0, 0),
-        ("speech_tuxpaint_words.wav", 20.0, 4),
-        ("speech_tuxpaint_words.wav", 15.0, 3),
-        ("typing_bucklespring.wav", 20.0, 1),
-        ("typing_bucklespring.wav", 15.0, 0),
-        ("vacuum_cleaner.wav", 20.0, 5),
-        ("vacuum_cleaner.wav", 15.0, 3),
-        ("vacuum_cleaner.wav", 10.0, 0),
-        ("washing_machine.wav", 20.0, 6),
-        ("washing_machine.wav", 15.0, 3),
+    let mut totals = Vec::new();
+    for (snr_db, min_found) in [
+        (20.0, [5, 4, 6, 1, 5, 6, 3]),
+        (15.0, [4, 4, 2, 0, 3, 4, 2]),
+        (10.0, [2, 4, 2, 0, 0, 0, 0]),
     ] {
-        let bg = clip(bg_name).samples();
-        let x = mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr_db);
-        let ev = events(&x);
-        let found = clap_times(&ev);
-        let (errors, extra) = match_times(&claps.claps, &found, TOL);
-        let n = errors.iter().flatten().count();
-        println!(
-            "claps over {bg_name} at +{snr_db} dB: {n}/{} found, false {extra:?}, errors {:?}",
-            claps.claps.len(),
-            errors
-                .iter()
-                .map(|e| e.map(|v| (v * 1e3).round()))
-                .collect::<Vec<_>>()
-        );
-        found_total += n;
-        expected_total += claps.claps.len();
-        if n < min_found || !extra.is_empty() {
-            failures.push(format!(
-                "{bg_name} +{snr_db} dB: {n} found (need {min_found}), false {extra:?}"
-            ));
+        let found = mixture_counts("clap_gah_double.wav", snr_db, &mut failures);
+        for ((bg, &n), &min) in BACKGROUNDS.iter().zip(&found).zip(&min_found) {
+            if n < min {
+                failures.push(format!("{bg} +{snr_db} dB: {n} found, need {min}"));
+            }
+        }
+        totals.push(format!("+{snr_db} dB {}/42", found.iter().sum::<usize>()));
+    }
+    println!("mixtures: {}", totals.join(", "));
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn another_persons_claps_over_real_backgrounds() {
+    // Held out: these claps (another person, another recording) were not used to tune the
+    // detector. At +20 dB peak-to-background most are still missed — the acoustic-only path's
+    // spectral tests were tuned on the one Gimme-A-Hand clap — so this guards what is found
+    // today (6 of 35) and that nothing false is.
+    let mut failures = Vec::new();
+    let found = mixture_counts("more_claps/millo_single_claps.wav", 20.0, &mut failures);
+    let min_found = [1, 3, 1, 0, 0, 0, 1];
+    for ((bg, &n), &min) in BACKGROUNDS.iter().zip(&found).zip(&min_found) {
+        if n < min {
+            failures.push(format!("{bg} +20 dB: {n} found, need {min}"));
         }
     }
-    println!("mixtures: {found_total}/{expected_total} claps found");
+    println!(
+        "held-out mixtures at +20 dB: {}/35",
+        found.iter().sum::<usize>()
+    );
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
@@ -250,9 +284,10 @@ fn applause_gives_one_event_per_burst_covering_its_span_and_no_clap_storm() {
 
 #[test]
 fn claps_are_emitted_as_soon_as_their_evidence_is_in() {
-    // Fed in 100 ms pushes like a live source: each clap must come out of the push that brings
-    // the 250 ms after its onset (so ≤ 350 ms after it), not after the following windows. The
-    // hold-for-context mode finds the same claps, ~2 s later.
+    // Fed in 10 ms pushes, so the push granularity hardly adds: each clap must come out of the
+    // push that brings the 200 ms after its onset (the early look; these claps all pass it), not
+    // at the full look's 250 ms nor after the following windows. The hold-for-context mode
+    // finds the same claps, ~2 s later.
     let c = clip("clap_gah_seq_1s.wav");
     let x = c.samples();
     let mut delays = Vec::new();
@@ -262,9 +297,9 @@ fn claps_are_emitted_as_soon_as_their_evidence_is_in() {
         h.set_clap_hold_for_context(hold);
         let mut d = Vec::new();
         let mut onsets = Vec::new();
-        for (i, chunk) in x.chunks(1600).enumerate() {
-            let now = (i * 1600 + chunk.len()) as f64 / 16_000.0;
-            for o in h.push(i as f64 * 0.1, chunk) {
+        for (i, chunk) in x.chunks(160).enumerate() {
+            let now = (i * 160 + chunk.len()) as f64 / 16_000.0;
+            for o in h.push(i as f64 * 0.01, chunk) {
                 if let HearingOutput::Event(e) = o {
                     if e.kind == EventKind::Clap {
                         d.push(now - e.onset);
@@ -288,7 +323,7 @@ fn claps_are_emitted_as_soon_as_their_evidence_is_in() {
     assert_eq!(found[0].len(), c.claps.len(), "{:?}", found[0]);
     assert_eq!(found[0], found[1]);
     for &d in &delays[0] {
-        assert!((0.25..=0.36).contains(&d), "early delays {:?}", delays[0]);
+        assert!((0.2..=0.215).contains(&d), "early delays {:?}", delays[0]);
     }
     assert!(
         delays[1].iter().all(|&d| d > 1.0),

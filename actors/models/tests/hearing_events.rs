@@ -154,6 +154,7 @@ fn labels_every_hop_with_gating_and_the_callers_timeline() {
                 level_dbfs,
                 gated,
                 top,
+                ..
             } => Some((*t, *level_dbfs, *gated, top.len())),
             HearingOutput::Event(_) => None,
         })

@@ -17,10 +17,14 @@
 //!   event per burst, emitted when it has ended, with `onset` and `end`.
 //! * **Claps**: a transient detector ([`onset`]) proposes onsets (±1–5 ms); each is judged by
 //!   [`clap::ClapEvidence::decide`]. Every clap of a double or triple clap is its own event.
-//!   A clap is emitted as soon as its own evidence is known: by the `push` that brings the
-//!   250 ms after its onset ([`clap::POST_SAMPLES`]: the YAMNet segment and the acoustic
-//!   test), so 250–350 ms after the onset with 100 ms pushes. Its context is what has been
-//!   heard by then, i.e. the sliding windows that end by that time:
+//!   A clap is emitted as soon as its own evidence is known. Each onset gets two looks: an
+//!   early one 200 ms after it ([`clap::EARLY_POST_SAMPLES`]: YAMNet on the shorter segment
+//!   over a faint noise floor, and the acoustic test), and the full one at 250 ms
+//!   ([`clap::POST_SAMPLES`]); a clap is accepted if either accepts, and emitted by the `push`
+//!   that brings the first look that does (so 200–300 ms after the onset with 100 ms pushes;
+//!   at a stream's start, not before the first window holding it is scored). Both looks are
+//!   computed whatever the chunking, so the claps found do not depend on it. Its context is
+//!   what has been heard by then, i.e. the sliding windows that end by that time:
 //!   * typing veto (acoustic-only path): typing heard in the windows covering the 1.5 s before
 //!     the clap (the windows around and after the clap are not scored yet);
 //!   * applause: once applause is established (a window that ended by then heard applause or
@@ -35,8 +39,8 @@
 //!   Events of one `push` are returned in the order they became known (a window when its last
 //!   sample is in, a clap when its 250 ms are), so the chunking does not change their order.
 //!
-//! Cost: one YAMNet patch per hop plus one per proposed onset (batched), ~10 ms each in
-//! release on one core.
+//! Cost: one YAMNet patch per hop plus two per proposed onset (batched), ~7 ms each in
+//! release on two cores.
 
 pub mod clap;
 pub mod onset;
@@ -223,6 +227,8 @@ pub enum HearingOutput {
         level_dbfs: f32,
         gated: bool,
         top: Vec<Label>,
+        /// The class groups the activity classifier reads; `None` when gated.
+        scene: Option<cav_core::observe::SceneScores>,
     },
     Event(SoundEvent),
 }
@@ -250,7 +256,12 @@ struct WindowInfo {
 #[derive(Clone, Debug)]
 struct PendingOnset {
     onset: Onset,
-    /// Filled once the samples after it are in.
+    /// The early look ([`clap::EARLY_POST_SAMPLES`]), filled once those samples are in and
+    /// taken when it is judged.
+    early: Option<ClapEvidence>,
+    /// The early look has been computed (judged or waiting to be).
+    early_done: bool,
+    /// The full look ([`clap::POST_SAMPLES`]), filled once the samples after it are in.
     evidence: Option<ClapEvidence>,
 }
 
@@ -310,6 +321,8 @@ pub struct Hearing {
     clap_hold: bool,
     /// Every judged onset, when tracing is on.
     trace: Option<Vec<ClapTrace>>,
+    /// YAMNet classes grouped for the activity classifier.
+    scene: crate::scene::SceneMap,
     errors: u64,
     last_error: Option<String>,
     /// Wall time of each YAMNet run since the last `take_inference_times` (for metrics).
@@ -387,6 +400,7 @@ impl Hearing {
             last_clap: None,
             clap_hold: false,
             trace: None,
+            scene: crate::scene::SceneMap::new(yamnet.class_names()),
             errors: 0,
             last_error: None,
             inference_times: Vec::new(),
@@ -512,6 +526,8 @@ impl Hearing {
             self.transients.push_back(onset.sample);
             self.pending.push(PendingOnset {
                 onset,
+                early: None,
+                early_done: false,
                 evidence: None,
             });
         }
@@ -529,14 +545,22 @@ impl Hearing {
             windows.push(self.next_window);
             self.next_window += self.hop;
         }
-        // Onsets ready: their segment and decay are in (or the stream ended).
-        let ready: Vec<usize> = (0..self.pending.len())
-            .filter(|&i| {
-                self.pending[i].evidence.is_none()
-                    && (end
-                        || self.pending[i].onset.sample + clap::POST_SAMPLES as u64 <= self.total)
-            })
-            .collect();
+        // Onset looks ready (pending index, early look?): their samples are in (or the stream
+        // ended). Both looks are always computed once their samples are in, whatever the
+        // chunking, so that the decision (either look accepts) does not depend on it.
+        let mut ready: Vec<(usize, bool)> = Vec::new();
+        for (i, p) in self.pending.iter().enumerate() {
+            if p.evidence.is_some() {
+                continue;
+            }
+            let s = p.onset.sample;
+            if !p.early_done && (end || s + clap::EARLY_POST_SAMPLES as u64 <= self.total) {
+                ready.push((i, true));
+            }
+            if end || s + clap::POST_SAMPLES as u64 <= self.total {
+                ready.push((i, false));
+            }
+        }
 
         let mut patches: Vec<Patch> = Vec::new();
         let mut window_meta = Vec::with_capacity(windows.len());
@@ -553,18 +577,28 @@ impl Hearing {
         }
         let n_window_patches = patches.len();
         let mut onset_meta = Vec::with_capacity(ready.len());
-        for &i in &ready {
+        for &(i, early) in &ready {
             let s = self.pending[i].onset.sample;
             let from = s.saturating_sub(clap::PRE_SAMPLES as u64);
-            let local = self.samples(from, s + clap::POST_SAMPLES as u64);
+            let post = if early {
+                clap::EARLY_POST_SAMPLES
+            } else {
+                clap::POST_SAMPLES
+            };
+            let local = self.samples(from, s + post as u64);
             let at = (s - from) as usize;
             let features = self.analyzer.measure(&local, at);
-            let background = clap::background_dbfs(&local, at);
-            patches.push(
-                self.frontend
-                    .patch_for_window(&clap::isolated_window(&local, at)),
+            let background = (
+                clap::background_dbfs(&local, at),
+                clap::band_background_dbfs(&local, at),
             );
-            onset_meta.push((i, features, background));
+            let window = if early {
+                clap::early_window(&local, at)
+            } else {
+                clap::isolated_window(&local, at)
+            };
+            patches.push(self.frontend.patch_for_window(&window));
+            onset_meta.push((i, early, features, background));
         }
         let scores: Option<Vec<Vec<f32>>> = if patches.is_empty() {
             Some(Vec::new())
@@ -610,17 +644,19 @@ impl Hearing {
                         .collect()
                 })
                 .unwrap_or_default();
+            let scene = window_scores.map(|s| self.scene.scores(s));
             let mut out = vec![HearingOutput::Labels {
                 t: self.time(start),
                 level_dbfs: level,
                 gated,
                 top,
+                scene,
             }];
             let owned = window_scores.map(<[f32]>::to_vec);
             self.window_events(start, owned.as_deref(), &mut out);
             keyed.extend(out.into_iter().map(|o| (start + win, o)));
         }
-        for (k, (i, features, background)) in onset_meta.into_iter().enumerate() {
+        for (k, (i, early, features, background)) in onset_meta.into_iter().enumerate() {
             let s = scores
                 .as_ref()
                 .and_then(|s| s.get(n_window_patches + k))
@@ -628,7 +664,7 @@ impl Hearing {
                 .unwrap_or(&[]);
             let get = |idx: Option<usize>| idx.and_then(|j| s.get(j)).copied().unwrap_or(0.0);
             let onset = &self.pending[i].onset;
-            self.pending[i].evidence = Some(ClapEvidence {
+            let evidence = Some(ClapEvidence {
                 hands: get(self.hands_idx[0]),
                 clapping: get(self.hands_idx[1]),
                 slap: get(self.hands_idx[2]),
@@ -641,9 +677,17 @@ impl Hearing {
                 context_typing: 0.0,
                 level_dbfs: onset.level_dbfs,
                 jump_db: onset.jump_db,
-                background_dbfs: background,
+                background_dbfs: background.0,
+                band_background_dbfs: background.1,
                 features,
             });
+            let p = &mut self.pending[i];
+            if early {
+                p.early = evidence;
+                p.early_done = true;
+            } else {
+                p.evidence = evidence;
+            }
         }
         self.decide_claps(end, &mut keyed);
         if end {
@@ -832,98 +876,138 @@ impl Hearing {
     /// Holding: holds them until the applause state around them is known.
     fn decide_claps(&mut self, end: bool, out: &mut Vec<(u64, HearingOutput)>) {
         let Some(rule) = self.rule(EventKind::Clap).cloned() else {
-            self.pending.retain(|p| p.evidence.is_none());
+            self.pending
+                .retain(|p| p.evidence.is_none() && p.early.is_none());
             self.release_claps(end, out);
             return;
         };
-        let win = PATCH_WINDOW_SAMPLES as u64;
-        let post = clap::POST_SAMPLES as u64;
-        let applause_gap = self
-            .rule(EventKind::Applause)
-            .map_or(0, |r| (f64::from(r.min_gap_s) * SR) as u64);
         let mut i = 0;
         while i < self.pending.len() {
             let s = self.pending[i].onset.sample;
-            // Early: decided once its evidence is complete and a window holding the onset has
-            // been scored (the same thing after the stream's first 0.73 s, with hops ≤ 0.25 s);
-            // the context is what had been heard then.
-            let ready_at = (s + post).max(self.first_window_end_holding(s));
-            // Holding: context known when the window starting at or after the onset has been
-            // scored.
-            let context_known = end
-                || if self.clap_hold {
-                    self.next_window > s
-                } else {
-                    self.total >= ready_at
-                };
-            if self.pending[i].evidence.is_none() || !context_known {
+            // The early look first: a clap it accepts is emitted then; one it rejects waits
+            // for the full look.
+            let early_ready = self.ready_at(s, clap::EARLY_POST_SAMPLES as u64);
+            if self.pending[i].early.is_some() && self.context_known(s, early_ready, end) {
+                let ev = self.pending[i].early.take();
+                if let Some(decision) = ev.and_then(|ev| self.judge(s, ev, early_ready, &rule)) {
+                    self.pending.remove(i);
+                    self.emit_clap(s, early_ready, decision, &rule, out);
+                    continue;
+                }
+            }
+            let ready_at = self.ready_at(s, clap::POST_SAMPLES as u64);
+            if self.pending[i].evidence.is_none() || !self.context_known(s, ready_at, end) {
                 i += 1;
                 continue;
             }
             let p = self.pending.remove(i);
-            let Some(mut ev) = p.evidence else { continue };
-            // Early: only the windows that had ended at `ready_at` (the same ones whatever the
-            // chunking), covering the 1.5 s before the clap.
-            let known = |w: &&WindowInfo| w.start + win <= ready_at;
-            ev.context_typing = if self.clap_hold {
-                self.windows
-                    .iter()
-                    .filter(|w| w.start <= s && s < w.start + win)
-                    .map(|w| w.typing)
-                    .fold(0.0, f32::max)
-            } else {
-                self.windows
-                    .iter()
-                    .filter(known)
-                    .filter(|w| w.start + win + TYPING_MEMORY > s)
-                    .map(|w| w.typing)
-                    .fold(0.0, f32::max)
-            };
-            let decision = ev.decide();
-            if let Some(trace) = &mut self.trace {
-                trace.push(ClapTrace {
-                    t: self.t0.unwrap_or(0.0) + s as f64 / SR,
-                    evidence: ev.clone(),
-                    decision: decision.map(|(score, path)| (score, path.as_str())),
-                });
-            }
-            let Some((score, path)) = decision else {
-                continue;
-            };
-            if score < rule.threshold {
-                continue;
-            }
-            let t = self.time(s);
-            if self
-                .last_clap
-                .is_some_and(|last| t - last < f64::from(rule.min_gap_s))
-            {
-                continue;
-            }
-            self.last_clap = Some(t);
-            let event = SoundEvent {
-                kind: EventKind::Clap,
-                onset: t,
-                end: None,
-                score,
-                detail: Some(path_detail(path)),
-            };
-            if self.clap_hold {
-                self.held_claps.push((s, event));
-                continue;
-            }
-            // Applause established: a window that ended by now heard it, and the clap is
-            // within the burst's merge gap of the applause that window places.
-            let in_applause = self
-                .windows
-                .iter()
-                .filter(known)
-                .any(|w| w.applause && s <= w.start + win - win / 4 + applause_gap);
-            if !in_applause {
-                out.push((ready_at, HearingOutput::Event(event)));
+            let Some(ev) = p.evidence else { continue };
+            if let Some(decision) = self.judge(s, ev, ready_at, &rule) {
+                self.emit_clap(s, ready_at, decision, &rule, out);
             }
         }
         self.release_claps(end, out);
+    }
+
+    /// Sample at which a look needing `post` samples after the onset at `s` is decided (early
+    /// mode): its samples are in and, at the stream's start, a window holding the onset has
+    /// been scored, so there is a context to judge it in. Later the windows that ended by
+    /// then cover the 1.5 s before the onset; they are the same whatever the chunking.
+    fn ready_at(&self, s: u64, post: u64) -> u64 {
+        if s < PATCH_WINDOW_SAMPLES as u64 {
+            (s + post).max(self.first_window_end_holding(s))
+        } else {
+            s + post
+        }
+    }
+
+    /// Whether the context for judging the onset at `s` is known: holding, once the window
+    /// starting at or after the onset has been scored; early, at `ready_at`.
+    fn context_known(&self, s: u64, ready_at: u64, end: bool) -> bool {
+        end || if self.clap_hold {
+            self.next_window > s
+        } else {
+            self.total >= ready_at
+        }
+    }
+
+    /// Judges one look at the onset at `s` in its context (see [`Self::ready_at`]): the clap
+    /// score and path when it reaches the rule's threshold. Traced either way.
+    fn judge(
+        &mut self,
+        s: u64,
+        mut ev: ClapEvidence,
+        ready_at: u64,
+        rule: &EventRule,
+    ) -> Option<(f32, ClapPath)> {
+        let win = PATCH_WINDOW_SAMPLES as u64;
+        ev.context_typing = if self.clap_hold {
+            self.windows
+                .iter()
+                .filter(|w| w.start <= s && s < w.start + win)
+                .map(|w| w.typing)
+                .fold(0.0, f32::max)
+        } else {
+            // Only the windows that had ended at `ready_at`, covering the 1.5 s before.
+            self.windows
+                .iter()
+                .filter(|w| w.start + win <= ready_at)
+                .filter(|w| w.start + win + TYPING_MEMORY > s)
+                .map(|w| w.typing)
+                .fold(0.0, f32::max)
+        };
+        let decision = ev.decide();
+        if let Some(trace) = &mut self.trace {
+            trace.push(ClapTrace {
+                t: self.t0.unwrap_or(0.0) + s as f64 / SR,
+                evidence: ev,
+                decision: decision.map(|(score, path)| (score, path.as_str())),
+            });
+        }
+        decision.filter(|&(score, _)| score >= rule.threshold)
+    }
+
+    /// Emits (early mode) or holds an accepted clap, unless another clap came less than
+    /// `min_gap_s` before it or (early mode) applause is established around it.
+    fn emit_clap(
+        &mut self,
+        s: u64,
+        ready_at: u64,
+        (score, path): (f32, ClapPath),
+        rule: &EventRule,
+        out: &mut Vec<(u64, HearingOutput)>,
+    ) {
+        let win = PATCH_WINDOW_SAMPLES as u64;
+        let t = self.time(s);
+        if self
+            .last_clap
+            .is_some_and(|last| t - last < f64::from(rule.min_gap_s))
+        {
+            return;
+        }
+        self.last_clap = Some(t);
+        let event = SoundEvent {
+            kind: EventKind::Clap,
+            onset: t,
+            end: None,
+            score,
+            detail: Some(path_detail(path)),
+        };
+        if self.clap_hold {
+            self.held_claps.push((s, event));
+            return;
+        }
+        // Applause established: a window that ended by now heard it, and the clap is within
+        // the burst's merge gap of the applause that window places.
+        let applause_gap = self
+            .rule(EventKind::Applause)
+            .map_or(0, |r| (f64::from(r.min_gap_s) * SR) as u64);
+        let in_applause = self.windows.iter().any(|w| {
+            w.start + win <= ready_at && w.applause && s <= w.start + win - win / 4 + applause_gap
+        });
+        if !in_applause {
+            out.push((ready_at, HearingOutput::Event(event)));
+        }
     }
 
     /// End (exclusive sample) of the first sliding window that holds sample `s`.

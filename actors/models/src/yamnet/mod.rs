@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 
-mod class_map;
+pub(crate) mod class_map;
 mod depthwise;
 mod frontend;
 mod network;
