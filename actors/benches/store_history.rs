@@ -235,6 +235,8 @@ fn summaries(class: ActivityClass, window_s: i64) -> (VideoSummary, AudioSummary
         band_low: bands[0],
         band_mid: bands[1],
         band_high: bands[2],
+        pitch_hz_median: None,
+        voice_changes_per_min: 0.0,
     };
     (video, audio)
 }
@@ -252,6 +254,9 @@ fn templates(window_s: i64) -> Vec<StoredClassification> {
                 spans: window_s as u32,
                 video: Some(video),
                 audio: Some(audio),
+                vision: None,
+                sound: None,
+                sub_windows: None,
             };
             let mut decision = RuleClassifier.classify(&window);
             decision.activity = class;

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod labelled;
 pub mod media;
 pub mod messages;
 pub mod metrics;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cav_core::align::{Aligner, Expect};
 use cav_core::classify::Decision;
 use cav_core::features::SpanFeatureExtractor;
+use cav_core::observe::SoundObservation;
 use cav_core::window::{WindowAccumulator, WindowSummary};
 use cav_core::{Classifier, Frame, Timestamp};
 
@@ -22,6 +23,8 @@ pub struct OfflineSettings {
     pub analysis_fps: f64,
     pub analysis_width: u32,
     pub motion_threshold: u8,
+    /// Frames a second given to the vision models (when `analyze_file` gets them).
+    pub vision_fps: f64,
 }
 
 /// One classified window of the file.
@@ -50,17 +53,35 @@ pub struct OfflineReport {
     pub skipped_packets: u64,
     pub windows: u64,
     pub sound_events: u64,
+    /// Frames the vision models analysed, and those they failed on.
+    pub vision_frames: u64,
+    pub vision_errors: u64,
+}
+
+/// The models the offline analysis may run beside the span features.
+#[derive(Default)]
+pub struct OfflineModels<'a> {
+    /// YAMNet: sound events, and the class groups of each window.
+    pub hearing: Option<&'a mut cav_models::hearing::Hearing>,
+    /// Persons and posture, on `vision_fps` frames a second.
+    pub vision: Option<&'a mut cav_models::Vision>,
 }
 
 /// Analyses `path`, calling `on_output` for each window as soon as it is classified and, when
-/// `hearing` is given, for each sound event.
+/// `models.hearing` is given, for each sound event.
 pub fn analyze_file(
     path: &Path,
     settings: &OfflineSettings,
     classifier: &dyn Classifier,
-    mut hearing: Option<&mut cav_models::hearing::Hearing>,
+    models: OfflineModels<'_>,
     mut on_output: impl FnMut(OfflineOutput),
 ) -> Result<OfflineReport, MediaError> {
+    let OfflineModels {
+        mut hearing,
+        mut vision,
+    } = models;
+    let vision_interval = 1.0 / settings.vision_fps.max(1e-3);
+    let mut next_vision_t = 0.0f64;
     let info = media::probe(path)?;
     let mut video = match info.video {
         Some(_) => Some(VideoDecoder::open(path, Some(settings.analysis_width))?),
@@ -96,11 +117,28 @@ pub fn analyze_file(
             decision,
         })
     };
-    let heard = |outputs: Vec<cav_models::hearing::HearingOutput>| {
-        outputs.into_iter().filter_map(|o| match o {
-            cav_models::hearing::HearingOutput::Event(e) => Some(OfflineOutput::Event(e)),
-            cav_models::hearing::HearingOutput::Labels { .. } => None,
-        })
+    // Events go out; the class groups of each hearing window go into the window being filled.
+    let heard = |outputs: Vec<cav_models::hearing::HearingOutput>,
+                 windows: &mut WindowAccumulator| {
+        outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                cav_models::hearing::HearingOutput::Event(e) => Some(OfflineOutput::Event(e)),
+                cav_models::hearing::HearingOutput::Labels {
+                    t,
+                    level_dbfs,
+                    scene,
+                    ..
+                } => {
+                    windows.push_sound(SoundObservation {
+                        t: Timestamp::from_secs_f64(t.max(0.0)),
+                        level_dbfs,
+                        scene,
+                    });
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
     };
 
     // Feed both streams in media-time order so the aligner never holds more than a span or two.
@@ -126,7 +164,24 @@ pub fn analyze_file(
         };
         if take_frame {
             let Some(f) = next_frame.take() else { break };
-            aligner.push_frame(Timestamp::from_secs_f64(f.pts_s.max(0.0)), f.frame);
+            let t = Timestamp::from_secs_f64(f.pts_s.max(0.0));
+            if let Some(v) = vision.as_deref_mut() {
+                if f.pts_s >= next_vision_t {
+                    next_vision_t = f.pts_s + vision_interval;
+                    let fr = &f.frame;
+                    match v.analyze(fr.bgr(), fr.width() as usize, fr.height() as usize) {
+                        Ok(result) => {
+                            windows.push_vision(result.observation(t));
+                            report.vision_frames += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, t_s = f.pts_s, "vision failed on a frame");
+                            report.vision_errors += 1;
+                        }
+                    }
+                }
+            }
+            aligner.push_frame(t, f.frame);
             report.frames += 1;
             next_frame = match video.as_mut() {
                 Some(v) => v.next_frame_every(interval)?,
@@ -138,7 +193,7 @@ pub fn analyze_file(
             };
             let t = Timestamp::from_secs_f64(audio_pos as f64 / cav_core::SAMPLE_RATE as f64);
             if let Some(h) = hearing.as_deref_mut() {
-                for out in heard(h.push(t.secs_f64(), &samples)) {
+                for out in heard(h.push(t.secs_f64(), &samples), &mut windows) {
                     emit(out, &mut report);
                 }
             }
@@ -159,7 +214,7 @@ pub fn analyze_file(
         }
     }
     if let Some(h) = hearing {
-        for out in heard(h.flush()) {
+        for out in heard(h.flush(), &mut windows) {
             emit(out, &mut report);
         }
     }

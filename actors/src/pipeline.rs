@@ -46,6 +46,8 @@ pub struct PipelineSettings {
     pub vban_bind: std::net::SocketAddr,
     pub sync: SyncSettings,
     pub window: Duration,
+    /// Hysteresis between consecutive windows' decisions.
+    pub smoothing: cav_core::smooth::SmoothingSettings,
     pub motion_threshold: u8,
     pub queue_frames: usize,
     pub queue_chunks: usize,
@@ -125,8 +127,17 @@ impl Pipeline {
         };
         let classifier_addr = {
             let (board, clock, window) = (board.clone(), clock.clone(), settings.window);
+            let smoothing = settings.smoothing;
             Supervisor::start_in_arbiter(&analysis.handle(), move |_| {
-                ClassifierActor::new(board, clock, window, source_name, classifier, outputs)
+                ClassifierActor::new(
+                    board,
+                    clock,
+                    window,
+                    source_name,
+                    classifier,
+                    smoothing,
+                    outputs,
+                )
             })
         };
         let features = {
@@ -180,8 +191,9 @@ impl Pipeline {
         let vision = settings.vision.map(|(fps, options)| {
             let arbiter = Arbiter::new();
             let (board, clock) = (board.clone(), clock.clone());
+            let observer = classifier_addr.clone().recipient();
             let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                VisionActor::new(board, clock, options)
+                VisionActor::new(board, clock, options, Some(observer))
             });
             sync.do_send(SetVision {
                 vision: addr.clone().recipient(),
@@ -199,6 +211,7 @@ impl Pipeline {
             yamnet,
             config,
             store: store_writer.clone().recipient(),
+            classifier: Some(classifier_addr.clone().recipient()),
         });
         let mut paths = Vec::new();
         let file_id = settings

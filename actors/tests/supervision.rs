@@ -124,6 +124,7 @@ async fn a_restarted_classifier_starts_a_fresh_window() {
                 Duration::from_secs(2),
                 "test".into(),
                 Arc::new(RuleClassifier),
+                cav_core::smooth::SmoothingSettings::default(),
                 vec![sink.recipient()],
             )
         })

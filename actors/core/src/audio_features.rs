@@ -59,6 +59,10 @@ pub struct AudioFeatures {
     pub dominant_hz: Option<f32>,
     /// Where the spectral energy lies.
     pub bands: BandRatios,
+    /// The voice's fundamental frequency, when the window holds voiced sound (see
+    /// [`crate::pitch`]).
+    #[serde(default)]
+    pub pitch_hz: Option<f32>,
 }
 
 /// Converts an RMS level to dBFS: `20·log10(rms)`, clamped below at [`DBFS_FLOOR`].
@@ -123,6 +127,7 @@ impl AudioAnalyzer {
             zcr: level.zcr,
             dominant_hz: spectral.and_then(|s| s.dominant_hz),
             bands: spectral.map(|s| s.bands).unwrap_or_default(),
+            pitch_hz: crate::pitch::voice_pitch_hz(samples, self.sample_rate),
         }
     }
 
@@ -393,6 +398,7 @@ mod tests {
             zcr: 0.0,
             dominant_hz: None,
             bands: BandRatios::default(),
+            pitch_hz: None,
         }
     }
 

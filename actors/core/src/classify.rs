@@ -48,7 +48,7 @@ impl ActivityClass {
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -154,6 +154,9 @@ pub struct Decision {
     pub scores: Scores,
     /// The cues behind the winning class, strongest first.
     pub drivers: Vec<Driver>,
+    /// When smoothing kept the previous class: the class this window alone pointed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsmoothed: Option<ActivityClass>,
 }
 
 /// Anything that turns a window's features into scores for the seven classes.
@@ -221,11 +224,15 @@ impl Cue {
     }
 }
 
-/// The first classifier: fuzzy rules over motion, light, skin colour, loudness and a voice cue.
+/// The transparent classifier: fuzzy rules over the window features.
 ///
 /// Each class's evidence is a product of cue degrees (all must hold), plus a small floor so that
-/// every class keeps a score. The thresholds are documented next to each cue; they assume a room
-/// microphone (speech around -40..-20 dBFS) and a camera that frames the person.
+/// every class keeps a score. The models' features are used when their stage ran: persons and
+/// posture from the vision stage, YAMNet class groups and turn-taking from the hearing stage.
+/// Without them the rules fall back to the cheap features (skin colour for presence, the
+/// spectral voice cue for speech, high-band energy for clatter), which is how rules-v1 worked.
+/// The thresholds are documented next to each cue; they assume a room microphone (speech around
+/// -40..-20 dBFS) and a camera that frames the person.
 #[derive(Clone, Debug, Default)]
 pub struct RuleClassifier;
 
@@ -233,17 +240,61 @@ impl RuleClassifier {
     fn cues(w: &WindowSummary) -> Vec<Cue> {
         let v = w.video.as_ref();
         let a = w.audio.as_ref();
+        let vis = w.vision.as_ref();
+        let snd = w.sound.as_ref();
         let motion = v.map(|v| v.motion_mean);
-        let skin = v.map(|v| v.skin_percent_mean);
         let light = v.map(|v| v.brightness_mean);
         let loud = a.map(|a| a.level_dbfs_p90);
-        let speech = a.map(|a| a.speech_fraction);
-        let high = a.map(|a| a.band_high);
-        vec![
+        let person = match vis {
+            // Seen in at least half of the analysed frames.
+            Some(vis) => Cue::new(
+                "person_visible",
+                "vision.presence_fraction",
+                Some(vis.presence_fraction),
+                |x| ramp_up(x, 0.2, 0.5),
+            ),
             // A face or hands fill at least a few percent of a framed picture.
-            Cue::new("person_visible", "video.skin_percent_mean", skin, |x| {
-                ramp_up(x, 0.3, 2.0)
+            None => Cue::new(
+                "person_visible",
+                "video.skin_percent_mean",
+                v.map(|v| v.skin_percent_mean),
+                |x| ramp_up(x, 0.3, 2.0),
+            ),
+        };
+        let (speech_feature, speech) = match snd {
+            Some(s) => ("sound.speech_fraction", Some(s.speech_fraction)),
+            None => ("audio.speech_fraction", a.map(|a| a.speech_fraction)),
+        };
+        let clatter = match snd {
+            // Dishes, cutlery, chewing: YAMNet hears them in a few windows out of ten at a meal.
+            Some(s) => Cue::new("clatter", "sound.mean.dishes", Some(s.mean.dishes), |x| {
+                ramp_up(x, 0.005, 0.015)
             }),
+            // Cutlery and dishes put energy above 3.4 kHz.
+            None => Cue::new("clatter", "audio.band_high", a.map(|a| a.band_high), |x| {
+                ramp_up(x, 0.15, 0.4)
+            }),
+        };
+        vec![
+            person,
+            Cue::new(
+                "lying",
+                "vision.lying_fraction",
+                vis.map(|v| v.lying_fraction),
+                |x| ramp_up(x, 0.3, 0.7),
+            ),
+            Cue::new(
+                "upright",
+                "vision.upright_fraction",
+                vis.map(|v| v.upright_fraction),
+                |x| ramp_up(x, 0.3, 0.7),
+            ),
+            Cue::new(
+                "hand_at_ear",
+                "vision.hand_near_ear_fraction",
+                vis.map(|v| v.hand_near_ear_fraction),
+                |x| ramp_up(x, 0.1, 0.4),
+            ),
             // Under ~0.2 % of pixels changing per frame is sensor noise and breathing.
             Cue::new("still", "video.motion_mean", motion, |x| {
                 ramp_down(x, 0.2, 1.5)
@@ -261,20 +312,54 @@ impl RuleClassifier {
             Cue::new("quiet", "audio.level_dbfs_p90", loud, |x| {
                 ramp_down(x, -50.0, -35.0)
             }),
-            Cue::new("continuous_speech", "audio.speech_fraction", speech, |x| {
+            Cue::new("continuous_speech", speech_feature, speech, |x| {
                 ramp_up(x, 0.35, 0.65)
             }),
-            // One side of a call: speech in a minority of seconds, with pauses for the other side.
-            Cue::new(
-                "intermittent_speech",
-                "audio.speech_fraction",
-                speech,
-                |x| triangle(x, 0.08, 0.3, 0.55),
-            ),
-            // Cutlery and dishes put energy above 3.4 kHz.
-            Cue::new("clatter", "audio.band_high", high, |x| {
-                ramp_up(x, 0.15, 0.4)
+            Cue::new("some_speech", speech_feature, speech, |x| {
+                ramp_up(x, 0.08, 0.2)
             }),
+            // One side of a call: speech in a minority of seconds, with pauses for the other side.
+            Cue::new("intermittent_speech", speech_feature, speech, |x| {
+                triangle(x, 0.08, 0.3, 0.6)
+            }),
+            // Pauses of two seconds and more between turns: listening to someone we cannot hear.
+            Cue::new(
+                "listening_pauses",
+                "sound.turns.long_gap_fraction",
+                snd.map(|s| s.turns.long_gap_fraction),
+                |x| ramp_up(x, 0.3, 0.7),
+            ),
+            // A low and a high voice taking turns a few times a minute: two people talking.
+            Cue::new(
+                "two_voices",
+                "audio.voice_changes_per_min",
+                a.map(|a| a.voice_changes_per_min),
+                |x| ramp_up(x, 1.0, 4.0),
+            ),
+            clatter,
+            Cue::new(
+                "telephone",
+                "sound.max.telephone",
+                snd.map(|s| s.max.telephone),
+                |x| ramp_up(x, 0.2, 0.6),
+            ),
+            // Moving in most 10-s parts of the window, not in one burst.
+            Cue::new(
+                "moving_throughout",
+                "sub_windows.moving_fraction",
+                w.sub_windows
+                    .as_ref()
+                    .filter(|_| v.is_some())
+                    .map(|s| s.moving_fraction),
+                |x| ramp_up(x, 0.3, 0.7),
+            ),
+            // Vacuum cleaner, blender, fan, running water or typing.
+            Cue::new(
+                "appliance_noise",
+                "sound.mean.appliance",
+                snd.map(|s| s.mean.appliance.max(s.mean.typing)),
+                |x| ramp_up(x, 0.05, 0.12),
+            ),
         ]
     }
 
@@ -291,52 +376,125 @@ impl RuleClassifier {
                 })
         };
         let person = get("person_visible");
+        let lying = get("lying");
+        let upright = get("upright");
+        let ear = get("hand_at_ear");
         let still = get("still");
         let moving = get("moving");
         let active = get("very_active");
         let dark = get("dark");
         let quiet = get("quiet");
         let talk = get("continuous_speech");
+        let some = get("some_speech");
         let call = get("intermittent_speech");
+        let pauses = get("listening_pauses");
+        let voices = get("two_voices");
         let clatter = get("clatter");
+        let phone = get("telephone");
+        let appliance = get("appliance_noise");
+        let throughout = get("moving_throughout");
         let absent = person.not("nobody_visible");
         let light = dark.not("lit");
-        let calm = active.not("not_very_active");
         let noisy = quiet.not("not_quiet");
+        let silent = some.not("no_speech");
+        let one_voice = voices.not("one_voice");
+        let no_pauses = pauses.not("no_listening_pauses");
         const FLOOR: f32 = 0.01;
         let e = |parts: f32| FLOOR + parts;
+        let quiet_house = appliance.not("no_appliance_noise");
+        let no_clatter = clatter.not("no_clatter");
+        // Lying down, or in the dark: either points to bed. Without the vision stage posture
+        // is unknown, and its neutral degree must not outweigh a lit room: the dark decides.
+        let bed = if lying.value.is_some() && lying.degree >= dark.degree {
+            lying
+        } else {
+            dark
+        };
+        // Not lying down; unknown posture neither helps nor vetoes.
+        let not_lying = if lying.value.is_some() {
+            lying.not("not_lying").degree
+        } else {
+            1.0
+        };
+        // A call: one side of a conversation, speech with listening pauses; a hand at the ear
+        // with speech; a ring followed by speech.
+        // An alternative sign counts only when its stream ran: a missing cue's neutral degree
+        // would otherwise be evidence of a call in every window.
+        let known = |c: Cue| if c.value.is_some() { c.degree } else { 0.0 };
+        let call_sign = [
+            (
+                call.degree.max(some.degree * known(pauses)) * pauses.soft(0.2),
+                pauses,
+            ),
+            (known(ear) * some.degree, ear),
+            (known(phone) * some.degree * pauses.soft(0.3), phone),
+        ]
+        .into_iter()
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+        .unwrap_or((0.0, call));
+        let talk_sign = if talk.degree >= some.degree * voices.degree {
+            (talk.degree, talk)
+        } else {
+            (some.degree * voices.degree, voices)
+        };
+        // Busy: an appliance or typing while moving about; or a lot of movement throughout,
+        // without speech or a meal.
+        let busy_sign = if known(appliance) * moving.soft(0.5)
+            >= 0.7 * active.degree * throughout.degree * silent.degree * no_clatter.degree
+        {
+            (known(appliance) * moving.soft(0.5), appliance)
+        } else {
+            (
+                0.7 * active.degree * throughout.degree * silent.degree * no_clatter.degree,
+                active,
+            )
+        };
         [
-            // Asleep: still and quiet, a person maybe visible (turned away in bed), darker helps.
+            // Asleep: quiet and silent, lying or in the dark, hardly moving.
             (
-                e(still.degree * quiet.degree * person.soft(0.4) * dark.soft(0.5)),
-                vec![still, quiet, dark, person],
+                e(bed.degree
+                    * quiet.degree
+                    * silent.soft(0.2)
+                    * still.soft(0.3)
+                    * person.soft(0.4)),
+                vec![bed, quiet, silent, still, person],
             ),
-            // At table: a visible person moving moderately, with clatter.
+            // At table: a visible person, the sounds of dishes and cutlery, no appliance.
             (
-                e(person.degree * moving.degree * clatter.degree),
-                vec![clatter, moving, person],
+                e(person.degree * clatter.degree * quiet_house.soft(0.2) * upright.soft(0.5)),
+                vec![clatter, person, quiet_house, upright],
             ),
-            // Reading: a visible, still person in a lit, quiet room.
+            // Reading: a visible, upright person in a lit, quiet room, silent, fairly still.
             (
-                e(person.degree * still.degree * quiet.degree * light.degree),
-                vec![still, quiet, person, light],
+                e(person.degree
+                    * quiet.degree
+                    * light.degree
+                    * silent.degree
+                    * upright.soft(0.5)
+                    * still.soft(0.3)
+                    * not_lying),
+                vec![quiet, silent, person, light, upright, still],
             ),
-            // On the phone: one voice with pauses, not much movement.
+            // On the phone: one voice with listening pauses (or a hand at the ear, or a ring).
             (
-                e(call.degree * calm.degree * person.soft(0.5)),
-                vec![call, calm, person],
+                e(call_sign.0 * person.soft(0.5) * no_clatter.soft(0.3)),
+                vec![call_sign.1, call, one_voice, person],
             ),
-            // In conversation: sustained speech.
+            // In conversation: sustained speech, or two voices taking turns, without the pauses
+            // of a call.
             (
-                e(talk.degree * calm.soft(0.5) * person.soft(0.5)),
-                vec![talk, person, calm],
+                e(talk_sign.0 * no_pauses.degree * person.soft(0.5)),
+                vec![talk_sign.1, no_pauses, voices, person],
             ),
-            // Busy: a lot of movement, often with sound.
-            (e(active.degree * noisy.soft(0.6)), vec![active, noisy]),
+            // Busy: moving about with an appliance running, or very active throughout.
+            (
+                e(busy_sign.0 * noisy.soft(0.6)),
+                vec![busy_sign.1, moving, throughout, noisy],
+            ),
             // Inactive: nobody to be seen, nothing moving, nothing heard.
             (
-                e(absent.degree * still.degree * quiet.soft(0.5)),
-                vec![absent, still, quiet],
+                e(absent.degree * still.soft(0.3) * quiet.soft(0.5) * silent.soft(0.3)),
+                vec![absent, still, quiet, silent],
             ),
         ]
     }
@@ -344,7 +502,7 @@ impl RuleClassifier {
 
 impl Classifier for RuleClassifier {
     fn name(&self) -> &'static str {
-        "rules-v1"
+        "rules-v2"
     }
 
     fn classify(&self, window: &WindowSummary) -> Decision {
@@ -368,6 +526,7 @@ impl Classifier for RuleClassifier {
             confidence,
             scores,
             drivers,
+            unsmoothed: None,
         }
     }
 }
@@ -411,7 +570,12 @@ mod tests {
                 band_low: 0.3,
                 band_mid: 1.0 - 0.3 - high,
                 band_high: high,
+                pitch_hz_median: None,
+                voice_changes_per_min: 0.0,
             }),
+            vision: None,
+            sound: None,
+            sub_windows: None,
         }
     }
 
@@ -472,11 +636,47 @@ mod tests {
             spans: 0,
             video: None,
             audio: None,
+            vision: None,
+            sound: None,
+            sub_windows: None,
         };
         let d = RuleClassifier.classify(&w);
         // Every cue is neutral: no class may be confident.
         assert!(d.confidence < 0.3, "{:?}", d.scores);
         assert!(d.drivers.iter().all(|c| c.value.is_none()));
+    }
+
+    /// The window features of the 21 scenario clips (tests/data/scenarios), as `cav eval`
+    /// computed them with the real models; regenerate with `cav eval --cache` (see its README).
+    fn scenario_windows() -> Vec<(String, ActivityClass, WindowSummary)> {
+        let text = include_str!("../../../tests/data/scenarios/window_features.json");
+        let map: std::collections::BTreeMap<String, WindowSummary> =
+            serde_json::from_str(text).expect("window features");
+        map.into_iter()
+            .map(|(file, w)| {
+                let class = file
+                    .rsplit_once('_')
+                    .and_then(|(c, _)| c.parse().ok())
+                    .expect("file named <class>_<n>.mp4");
+                (file, class, w)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rules_recognise_the_scenario_clips() {
+        let windows = scenario_windows();
+        assert_eq!(windows.len(), 21);
+        let mut wrong = Vec::new();
+        for (file, class, w) in &windows {
+            let d = RuleClassifier.classify(w);
+            println!("{file}: {class} -> {} {:.2}", d.activity, d.confidence);
+            if d.activity != *class {
+                wrong.push(format!("{file} -> {}", d.activity));
+            }
+        }
+        // At least 85 % per clip (18 of 21); the README reports the measured figure.
+        assert!(wrong.len() <= 3, "{wrong:?}");
     }
 
     #[test]

@@ -108,6 +108,11 @@ impl ClipBuffer {
         self.trim();
     }
 
+    /// The newest frame and its capture time, if a frame is buffered (`GET /api/snapshot.jpg`).
+    pub fn latest_frame(&self) -> Option<(Timestamp, Frame)> {
+        self.frames.back().cloned()
+    }
+
     /// The last `duration` (at most the buffer length) up to the newest data, or `None` when
     /// nothing is buffered.
     pub fn last(&self, duration: Duration) -> Option<Clip> {

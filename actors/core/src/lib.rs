@@ -13,12 +13,17 @@
 pub mod align;
 pub mod audio_features;
 pub mod avsync;
+pub mod baseline;
 pub mod classify;
 pub mod clipbuf;
+pub mod feature_vector;
 pub mod features;
 pub mod frame;
 pub mod history;
 pub mod level;
+pub mod observe;
+pub mod pitch;
+pub mod smooth;
 pub mod stats;
 pub mod time;
 pub mod vban;

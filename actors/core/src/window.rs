@@ -6,6 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::features::SpanFeatures;
+use crate::observe::{
+    summarize_sound, summarize_vision, SoundObservation, SoundSummary, VisionObservation,
+    VisionSummary,
+};
 use crate::stats;
 use crate::time::Timestamp;
 
@@ -43,6 +47,26 @@ pub struct AudioSummary {
     pub band_low: f32,
     pub band_mid: f32,
     pub band_high: f32,
+    /// Median voice pitch over the spans with a voice, Hz.
+    #[serde(default)]
+    pub pitch_hz_median: Option<f32>,
+    /// Changes of voice (low ↔ high pitch, see [`voice_changes`]) per minute: two people
+    /// taking turns.
+    #[serde(default)]
+    pub voice_changes_per_min: f32,
+}
+
+/// How the window's sub-windows (`SUB_WINDOW_S` each) behaved: whether something lasted or
+/// happened once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubWindows {
+    pub count: u32,
+    /// Share of sub-windows whose mean motion exceeds [`MOVING_PERCENT`].
+    pub moving_fraction: f32,
+    /// Share of sub-windows in which a person was seen at least once.
+    pub presence_fraction: f32,
+    /// Share of sub-windows with at least one speech window.
+    pub speech_fraction: f32,
 }
 
 /// The window's features: the classifier's only input.
@@ -53,12 +77,43 @@ pub struct WindowSummary {
     pub spans: u32,
     pub video: Option<VideoSummary>,
     pub audio: Option<AudioSummary>,
+    /// Persons and posture (the vision stage); absent when vision is off or saw no frame.
+    #[serde(default)]
+    pub vision: Option<VisionSummary>,
+    /// YAMNet class groups and turn-taking (the hearing stage of the classifier's audio source).
+    #[serde(default)]
+    pub sound: Option<SoundSummary>,
+    #[serde(default)]
+    pub sub_windows: Option<SubWindows>,
+}
+
+/// Length of a sub-window, s.
+pub const SUB_WINDOW_S: f64 = 10.0;
+/// Mean motion above which a sub-window counts as moving, percent of pixels.
+pub const MOVING_PERCENT: f32 = 1.0;
+
+/// Everything gathered over one window, besides the spans.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub vision: Vec<VisionObservation>,
+    pub sound: Vec<SoundObservation>,
 }
 
 /// Loudness above which a span counts as loud, in dBFS.
 pub const LOUD_DBFS: f32 = -30.0;
 
+/// Summarises spans only (no model observations).
 pub fn summarize(start: Timestamp, end: Timestamp, spans: &[SpanFeatures]) -> WindowSummary {
+    summarize_observed(start, end, spans, &Observed::default())
+}
+
+/// Summarises a window's spans and the model observations made during it.
+pub fn summarize_observed(
+    start: Timestamp,
+    end: Timestamp,
+    spans: &[SpanFeatures],
+    observed: &Observed,
+) -> WindowSummary {
     let videos: Vec<_> = spans.iter().filter_map(|s| s.video.as_ref()).collect();
     let video = (!videos.is_empty()).then(|| {
         let motion: Vec<f32> = videos.iter().map(|v| v.motion_mean).collect();
@@ -101,6 +156,9 @@ pub fn summarize(start: Timestamp, end: Timestamp, spans: &[SpanFeatures]) -> Wi
             band_low: band(|b| b.low),
             band_mid: band(|b| b.mid),
             band_high: band(|b| b.high),
+            pitch_hz_median: stats::quantile(&pitches(spans), 0.5),
+            voice_changes_per_min: voice_changes(spans) as f32
+                / ((end.0 - start.0) as f32 / 60e6).max(1.0 / 60.0),
         }
     });
 
@@ -110,7 +168,90 @@ pub fn summarize(start: Timestamp, end: Timestamp, spans: &[SpanFeatures]) -> Wi
         spans: spans.len() as u32,
         video,
         audio,
+        vision: summarize_vision(&observed.vision),
+        sound: summarize_sound(&observed.sound),
+        sub_windows: sub_windows(start, end, spans, observed),
     }
+}
+
+/// Pitches of the spans that had a voice.
+fn pitches(spans: &[SpanFeatures]) -> Vec<f32> {
+    spans
+        .iter()
+        .filter_map(|s| s.audio.as_ref().and_then(|a| a.pitch_hz))
+        .collect()
+}
+
+/// Pitch dividing low (most men) from high (most women and children) voices, Hz.
+pub const VOICE_SPLIT_HZ: f32 = 160.0;
+/// Voiced spans of one kind needed in a row for a turn by that voice to count.
+const VOICE_RUN: usize = 2;
+
+/// Changes between a low and a high voice over the voiced spans: runs of at least
+/// [`VOICE_RUN`] spans of one kind, and a change wherever the next such run is of the other
+/// kind. One person's voice stays on one side of the split (its pitch varies by a few tens of
+/// hertz), so a monologue or a one-sided call counts few changes.
+pub fn voice_changes(spans: &[SpanFeatures]) -> usize {
+    let mut runs: Vec<(bool, usize)> = Vec::new();
+    for high in pitches(spans).into_iter().map(|p| p >= VOICE_SPLIT_HZ) {
+        match runs.last_mut() {
+            Some((k, n)) if *k == high => *n += 1,
+            _ => runs.push((high, 1)),
+        }
+    }
+    let clear: Vec<bool> = runs
+        .into_iter()
+        .filter(|&(_, n)| n >= VOICE_RUN)
+        .map(|(k, _)| k)
+        .collect();
+    clear.windows(2).filter(|k| k[0] != k[1]).count()
+}
+
+fn sub_windows(
+    start: Timestamp,
+    end: Timestamp,
+    spans: &[SpanFeatures],
+    observed: &Observed,
+) -> Option<SubWindows> {
+    let length_s = (end.0 - start.0) as f64 / 1e6;
+    if length_s <= 0.0 {
+        return None;
+    }
+    let count = (length_s / SUB_WINDOW_S).ceil().max(1.0) as usize;
+    let index = |t: Timestamp| {
+        let i = ((t.0 - start.0) as f64 / 1e6 / SUB_WINDOW_S).floor();
+        (i >= 0.0 && (i as usize) < count).then_some(i as usize)
+    };
+    let mut motion = vec![Vec::new(); count];
+    for s in spans {
+        if let (Some(i), Some(v)) = (index(s.start), s.video.as_ref()) {
+            motion[i].push(v.motion_mean);
+        }
+    }
+    let mut present = vec![false; count];
+    for o in &observed.vision {
+        if let Some(i) = index(o.t) {
+            present[i] |= o.persons > 0 || o.faces > 0;
+        }
+    }
+    let mut speech = vec![false; count];
+    for o in &observed.sound {
+        if let (Some(i), Some(scene)) = (index(o.t), o.scene.as_ref()) {
+            speech[i] |= scene.speech >= crate::observe::SPEECH_ON;
+        }
+    }
+    let n = count as f32;
+    let share = |v: &[bool]| v.iter().filter(|&&x| x).count() as f32 / n;
+    let moving: Vec<bool> = motion
+        .iter()
+        .map(|m| stats::mean(m).is_some_and(|x| x > MOVING_PERCENT))
+        .collect();
+    Some(SubWindows {
+        count: count as u32,
+        moving_fraction: share(&moving),
+        presence_fraction: share(&present),
+        speech_fraction: share(&speech),
+    })
 }
 
 /// Gathers spans until a window is full. The first window starts with the first span, so the
@@ -120,7 +261,12 @@ pub struct WindowAccumulator {
     window_us: i64,
     start: Option<Timestamp>,
     spans: Vec<SpanFeatures>,
+    observed: Observed,
 }
+
+/// Observations kept at most, per kind, while no span comes (bounds memory when video or audio
+/// stops but a model keeps reporting).
+const MAX_OBSERVATIONS: usize = 20_000;
 
 impl WindowAccumulator {
     pub fn new(window: Duration) -> Self {
@@ -128,7 +274,35 @@ impl WindowAccumulator {
             window_us: window.as_micros().max(1) as i64,
             start: None,
             spans: Vec::new(),
+            observed: Observed::default(),
         }
+    }
+
+    /// Adds what the vision stage saw in a frame.
+    pub fn push_vision(&mut self, o: VisionObservation) {
+        if self.observed.vision.len() >= MAX_OBSERVATIONS {
+            self.observed.vision.remove(0);
+        }
+        self.observed.vision.push(o);
+    }
+
+    /// Adds what the hearing stage heard in one of its windows.
+    pub fn push_sound(&mut self, o: SoundObservation) {
+        if self.observed.sound.len() >= MAX_OBSERVATIONS {
+            self.observed.sound.remove(0);
+        }
+        self.observed.sound.push(o);
+    }
+
+    /// The summary of the window being filled, from what it holds so far (nothing is taken).
+    pub fn peek(&self) -> Option<WindowSummary> {
+        let start = self.start?;
+        let end = self.spans.last().map(|s| s.end)?;
+        let observed = Observed {
+            vision: in_range(&self.observed.vision, |o| o.t, start, end),
+            sound: in_range(&self.observed.sound, |o| o.t, start, end),
+        };
+        Some(summarize_observed(start, end, &self.spans, &observed))
     }
 
     /// The end of the window being filled, if one has started.
@@ -169,12 +343,45 @@ impl WindowAccumulator {
     }
 
     fn take(&mut self, start: Timestamp, end: Timestamp) -> Option<WindowSummary> {
+        // Observations before `end` belong to this window (or are too late for any); later ones
+        // wait for the next.
+        let observed = Observed {
+            vision: split_before(&mut self.observed.vision, |o| o.t, end),
+            sound: split_before(&mut self.observed.sound, |o| o.t, end),
+        };
         if self.spans.is_empty() {
             return None;
         }
         let spans = std::mem::take(&mut self.spans);
-        Some(summarize(start, end, &spans))
+        let observed = Observed {
+            vision: in_range(&observed.vision, |o| o.t, start, end),
+            sound: in_range(&observed.sound, |o| o.t, start, end),
+        };
+        Some(summarize_observed(start, end, &spans, &observed))
     }
+}
+
+/// Removes and returns the items stamped before `end`.
+fn split_before<T>(items: &mut Vec<T>, t: impl Fn(&T) -> Timestamp, end: Timestamp) -> Vec<T> {
+    let (before, after): (Vec<T>, Vec<T>) =
+        std::mem::take(items).into_iter().partition(|o| t(o) < end);
+    *items = after;
+    before
+}
+
+fn in_range<T: Clone>(
+    items: &[T],
+    t: impl Fn(&T) -> Timestamp,
+    start: Timestamp,
+    end: Timestamp,
+) -> Vec<T> {
+    let mut v: Vec<T> = items
+        .iter()
+        .filter(|o| (start..end).contains(&t(o)))
+        .cloned()
+        .collect();
+    v.sort_by_key(|o| t(o));
+    v
 }
 
 #[cfg(test)]
@@ -206,6 +413,7 @@ mod tests {
                     mid: 0.7,
                     high: 0.1,
                 },
+                pitch_hz: None,
             }),
             voice_like: voice,
         }

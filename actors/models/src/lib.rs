@@ -3,8 +3,10 @@
 //! * [`yamnet`]: Google's YAMNet sound-event classifier (521 AudioSet classes) with its exact
 //!   TensorFlow log-mel frontend.
 
+pub mod activity_head;
 mod error;
 pub mod hearing;
+pub mod scene;
 pub mod vision;
 pub mod yamnet;
 

@@ -39,6 +39,8 @@ pub struct HearingKit {
     pub yamnet: Arc<cav_models::Yamnet>,
     pub config: cav_models::hearing::HearingConfig,
     pub store: Recipient<StoreSoundEvent>,
+    /// The activity classifier, which reads the class groups of the primary source's windows.
+    pub classifier: Option<Recipient<crate::actor::classifier::Observe>>,
 }
 
 impl std::fmt::Debug for HearingKit {
@@ -124,21 +126,37 @@ impl AudioPath {
                     level_dbfs,
                     gated,
                     top,
-                } => self.board.set_labels(
-                    &self.id,
-                    LabelsReading {
-                        t_ms: (t * 1000.0).round() as i64,
-                        level_dbfs,
-                        gated,
-                        top: top
-                            .into_iter()
-                            .map(|l| LabelScore {
-                                label: l.name,
-                                score: l.score,
-                            })
-                            .collect(),
-                    },
-                ),
+                    scene,
+                } => {
+                    // Only the source the classifier hears describes the classified scene.
+                    if let (Some(_), Some(to)) = (
+                        &self.primary,
+                        self.kit.as_ref().and_then(|k| k.classifier.as_ref()),
+                    ) {
+                        to.do_send(crate::actor::classifier::Observe::Sound(
+                            cav_core::observe::SoundObservation {
+                                t: cav_core::Timestamp::from_secs_f64(t),
+                                level_dbfs,
+                                scene,
+                            },
+                        ));
+                    }
+                    self.board.set_labels(
+                        &self.id,
+                        LabelsReading {
+                            t_ms: (t * 1000.0).round() as i64,
+                            level_dbfs,
+                            gated,
+                            top: top
+                                .into_iter()
+                                .map(|l| LabelScore {
+                                    label: l.name,
+                                    score: l.score,
+                                })
+                                .collect(),
+                        },
+                    );
+                }
                 HearingOutput::Event(e) => {
                     let record = SoundEventRecord {
                         source: self.id.clone(),

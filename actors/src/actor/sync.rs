@@ -242,3 +242,32 @@ impl Handler<ExpectStreams> for SyncActor {
 crate::impl_inject_panic!(SyncActor);
 
 crate::impl_alive!(SyncActor);
+
+/// The newest video frame the sync stage received, or `None` when none is buffered (no camera,
+/// or none within the clip buffer's length): what `GET /api/snapshot.jpg` shows.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<LatestFrameTake>")]
+pub struct LatestFrame;
+
+/// A frame taken by [`LatestFrame`] (its pixels are shared, not copied).
+#[derive(Clone, Debug)]
+pub struct LatestFrameTake {
+    pub captured: cav_core::Timestamp,
+    pub frame: Frame,
+    pub source: Option<String>,
+}
+
+impl Handler<LatestFrame> for SyncActor {
+    type Result = Option<LatestFrameTake>;
+    fn handle(&mut self, _: LatestFrame, _: &mut Self::Context) -> Option<LatestFrameTake> {
+        // The queues are drained every 20 ms; a snapshot that old is current enough, and not
+        // draining here keeps the request from doing alignment work on the analysis thread.
+        self.clips
+            .latest_frame()
+            .map(|(captured, frame)| LatestFrameTake {
+                captured,
+                frame,
+                source: self.video_source.clone(),
+            })
+    }
+}

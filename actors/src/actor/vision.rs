@@ -28,17 +28,25 @@ pub struct VisionActor {
     clock: Arc<MonotonicClock>,
     options: VisionOptions,
     vision: Option<Vision>,
+    /// Where each result goes as a presence/posture observation for the activity classifier.
+    observer: Option<Recipient<crate::actor::classifier::Observe>>,
 }
 
 impl VisionActor {
     pub const NAME: &'static str = "vision";
 
-    pub fn new(board: StatusBoard, clock: Arc<MonotonicClock>, options: VisionOptions) -> Self {
+    pub fn new(
+        board: StatusBoard,
+        clock: Arc<MonotonicClock>,
+        options: VisionOptions,
+        observer: Option<Recipient<crate::actor::classifier::Observe>>,
+    ) -> Self {
         Self {
             board,
             clock,
             options,
             vision: None,
+            observer,
         }
     }
 }
@@ -104,6 +112,11 @@ impl Handler<SeeFrame> for VisionActor {
                         .counters()
                         .vision_frames
                         .fetch_add(1, Ordering::Relaxed);
+                    if let Some(observer) = &this.observer {
+                        observer.do_send(crate::actor::classifier::Observe::Vision(
+                            result.observation(msg.0.captured),
+                        ));
+                    }
                     this.board.set_vision(VisionReading {
                         source: msg.0.source.to_string(),
                         at: msg.0.captured,

@@ -508,6 +508,7 @@ mod tests {
                 confidence: scores.get(ActivityClass::Reading),
                 scores,
                 drivers: Vec::new(),
+                unsmoothed: None,
             },
             classifier: "rules-v1".into(),
             source: "file".into(),

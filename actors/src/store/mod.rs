@@ -312,6 +312,9 @@ pub(crate) mod tests {
             spans: 10,
             video: None,
             audio: None,
+            vision: None,
+            sound: None,
+            sub_windows: None,
         };
         let mut decision = RuleClassifier.classify(&window);
         decision.activity = class;

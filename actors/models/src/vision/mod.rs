@@ -719,3 +719,17 @@ impl Vision {
 fn ms_since(t: Instant) -> f32 {
     (t.elapsed().as_secs_f64() * 1e3) as f32
 }
+
+impl VisionResult {
+    /// What the activity classifier keeps of this frame's result, stamped with the frame's
+    /// capture time.
+    pub fn observation(&self, t: cav_core::Timestamp) -> cav_core::observe::VisionObservation {
+        cav_core::observe::VisionObservation {
+            t,
+            faces: self.faces.len() as u32,
+            persons: self.persons.len() as u32,
+            lying: self.posture().map(|p| p == Posture::Lying),
+            hand_near_ear: self.hand_near_ear,
+        }
+    }
+}
