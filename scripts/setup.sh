@@ -6,8 +6,9 @@ set -euo pipefail
 BUILD_PKGS=(build-essential pkg-config clang libclang-dev libopencv-dev libasound2-dev ca-certificates curl)
 # Real peers for the tests: python3 (webhook receiver, VBAN sender), OBS Studio + Xvfb (+ Mesa for
 # software rendering), PulseAudio with the ALSA plugin (microphone tests), GStreamer's RTSP server
-# and ffmpeg (RTSP tests), systemd (systemd-analyze verify of the unit file), Mosquitto (MQTT).
-TEST_PKGS=(python3 python3-venv obs-studio xvfb x11-utils libgl1-mesa-dri ffmpeg
+# and ffmpeg (RTSP tests), systemd (systemd-analyze verify of the unit file), Mosquitto (MQTT),
+# Chromium and Node.js (the web interface's browser tests, tests/ui).
+TEST_PKGS=(python3 python3-venv obs-studio xvfb x11-utils libgl1-mesa-dri ffmpeg chromium
   pulseaudio pulseaudio-utils libasound2-plugins
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad systemd
@@ -16,6 +17,9 @@ TEST_PKGS=(python3 python3-venv obs-studio xvfb x11-utils libgl1-mesa-dri ffmpeg
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
   want+=("${TEST_PKGS[@]}")
+  # Node.js with npm, unless one is already installed (e.g. from NodeSource, whose nodejs
+  # package conflicts with Debian's npm).
+  command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 
 missing=()
@@ -32,15 +36,23 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   # Test peers from PyPI live in a virtual environment of their own (Debian's Python does not
-  # take pip installs system-wide): a third-party VBAN sender, and Prometheus' own parser of the
-  # metrics text format.
+  # take pip installs system-wide): a third-party VBAN sender, Prometheus' own parser of the
+  # metrics text format, and onnx + numpy for scripts/export-yamnet-onnx.py (YAMNet in OpenCV dnn,
+  # actors/models/tests/yamnet_bench.rs).
   VENV="$HOME/.cache/cav-test-venv"
-  if ! "$VENV/bin/python" -c "import aiovban, prometheus_client" 2>/dev/null; then
-    echo "setup: installing aiovban==1.1.1 prometheus-client==0.21.1 into $VENV"
+  if ! "$VENV/bin/python" -c "import aiovban, prometheus_client, onnx, numpy" 2>/dev/null; then
+    echo "setup: installing aiovban==1.1.1 prometheus-client==0.21.1 onnx==1.17.0 numpy==2.1.3 into $VENV"
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q aiovban==1.1.1 prometheus-client==0.21.1
+    "$VENV/bin/python" -m pip install -q aiovban==1.1.1 prometheus-client==0.21.1 onnx==1.17.0 numpy==2.1.3
   fi
   export CAV_TEST_PYTHON="$VENV/bin/python"
+  # playwright-core for the browser tests, exactly as locked; it drives Debian's chromium, so
+  # no browser is downloaded (--ignore-scripts).
+  UI_TESTS="$(dirname "${BASH_SOURCE[0]}")/../tests/ui"
+  if [[ ! -f "$UI_TESTS/node_modules/playwright-core/package.json" ]]; then
+    echo "setup: npm ci in tests/ui (playwright-core)"
+    (cd "$UI_TESTS" && npm ci --ignore-scripts --no-audit --no-fund)
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -36,6 +36,10 @@ pub enum Command {
     Devices,
     /// Analyse a media file offline, as fast as possible, printing one line per window.
     Analyze(AnalyzeArgs),
+    /// Measure classifiers on labelled media files: accuracy and confusion matrix.
+    Eval(crate::labels::EvalArgs),
+    /// Train the learned activity head on labelled media files (cross-validated).
+    Train(crate::labels::TrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +54,12 @@ pub struct AnalyzeArgs {
     /// Skip YAMNet and sound events (faster; activity windows only).
     #[arg(long)]
     pub no_hearing: bool,
+    /// Skip the person and posture models (faster; no presence or posture features).
+    #[arg(long)]
+    pub no_vision: bool,
+    /// The classifier (default: classifier.model).
+    #[arg(long, value_enum)]
+    pub classifier: Option<crate::classifier::Choice>,
     /// Sample the file every N seconds instead of classifying consecutive windows: each sample
     /// is classified from one span (as the analyses of `POST /api/analyses` are), then a summary.
     #[arg(long, value_name = "SECONDS", conflicts_with_all = ["window", "at"])]

@@ -451,6 +451,11 @@ pub struct ClassifierConfig {
     /// The audio source whose sound feeds the activity classifier; empty = the file source when
     /// it plays audio, else the first enabled source.
     pub audio_source: String,
+    /// `rules`, `head` or `auto`.
+    pub model: String,
+    pub head_path: PathBuf,
+    pub smoothing_windows: u32,
+    pub smoothing_margin: f64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -602,6 +607,17 @@ pub enum LogFormat {
 }
 
 impl VisionConfig {
+    /// The models' options this section asks for.
+    pub fn options(&self) -> cav_models::vision::VisionOptions {
+        cav_models::vision::VisionOptions {
+            faces: self
+                .face_model()
+                .unwrap_or(cav_models::vision::FaceModel::FullRange),
+            landmarks: self.landmarks,
+            ..Default::default()
+        }
+    }
+
     pub fn face_model(&self) -> Option<cav_models::vision::FaceModel> {
         use cav_models::vision::FaceModel;
         match self.faces.as_str() {
@@ -797,6 +813,27 @@ impl Config {
             1.0,
             86_400.0,
         )?;
+        if !["rules", "head", "auto"].contains(&self.classifier.model.as_str()) {
+            return Err(ConfigError::invalid(
+                "classifier.model",
+                format!(
+                    "{:?} is not one of rules, head, auto",
+                    self.classifier.model
+                ),
+            ));
+        }
+        range(
+            "classifier.smoothing_windows",
+            f64::from(self.classifier.smoothing_windows),
+            1.0,
+            100.0,
+        )?;
+        range(
+            "classifier.smoothing_margin",
+            self.classifier.smoothing_margin,
+            0.0,
+            1.0,
+        )?;
         if self.classifier.window_s * 1000.0 < self.sync.span_ms as f64 {
             return Err(ConfigError::invalid(
                 "classifier.window_s",
@@ -885,6 +922,18 @@ impl Config {
             ));
         }
         validate_event_rules("hearing.events", &self.hearing.events)?;
+        // The vision stage offers a frame every 1/fps seconds: 0 or a negative rate is no
+        // interval at all.
+        range("vision.fps", self.vision.fps, 0.01, 30.0)?;
+        if self.vision.face_model().is_none() {
+            return Err(ConfigError::invalid(
+                "vision.faces",
+                format!(
+                    "{:?} is not full_range, short_range, both or off",
+                    self.vision.faces
+                ),
+            ));
+        }
         self.mqtt.validate()?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, source) in self.sources.iter().enumerate() {

@@ -18,7 +18,7 @@ use cav_actors::obs::ObsSettings;
 use cav_actors::pipeline::{Pipeline, PipelineSettings};
 use cav_actors::store::Store;
 use cav_actors::store::{ExternalPolicy, Retention};
-use cav_core::{Clock, MonotonicClock, RuleClassifier};
+use cav_core::{Clock, MonotonicClock};
 
 use crate::api::sources::SourcesState;
 use crate::api::{self, ApiState};
@@ -63,6 +63,9 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
             .context("cannot read the analyses in the store")?;
         let mut config = config;
         let mut config_file = config_file;
+        // `PUT /api/settings` asks for a reload here once it has saved the file; the receiver
+        // lives as long as the daemon, each API instance gets a sender.
+        let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel::<api::settings::ReloadRequest>();
         loop {
             let running = start(
                 &config,
@@ -71,6 +74,7 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
                 jobs.clone(),
                 clock.clone(),
                 started,
+                reload_tx.clone(),
             )?;
             systemd::ready(&format!("running; API on {}", running.addr));
             let watchdog = systemd::watchdog_interval()
@@ -78,7 +82,14 @@ pub fn run(config_path: Option<&Path>, log_format: Option<LogFormat>) -> anyhow:
             // Wait for a signal; a SIGHUP with a config that does not load is refused and the
             // running configuration stays.
             let next = loop {
-                match signals.next().await {
+                let event = tokio::select! {
+                    signal = signals.next() => signal,
+                    Some(request) = reload_rx.recv() => {
+                        tracing::info!(reason = request.reason, "reload requested by the API");
+                        "SIGHUP"
+                    }
+                };
+                match event {
                     "SIGHUP" => match reload(config_path.as_deref(), &config) {
                         Ok(Some(next)) => break Some(next),
                         Ok(None) => tracing::info!("SIGHUP: configuration unchanged"),
@@ -122,7 +133,7 @@ fn job_settings(config: &Config) -> anyhow::Result<JobSettings> {
         analysis_fps: config.video.analysis_fps,
         analysis_width: config.video.analysis_width,
         motion_threshold: config.video.motion_threshold,
-        classifier: Arc::new(RuleClassifier),
+        classifier: crate::classifier::build(&config.classifier, None)?,
         hearing: if config.hearing.enabled {
             Some((
                 crate::hearing::load_yamnet(&config.hearing)?,
@@ -208,6 +219,7 @@ fn start(
     jobs: Jobs,
     clock: Arc<MonotonicClock>,
     started: Instant,
+    reload: api::settings::ReloadSender,
 ) -> anyhow::Result<Running> {
     let settings = pipeline_settings(config)?;
     let bind = config.bind_addr();
@@ -218,7 +230,7 @@ fn start(
         store,
         board.clone(),
         clock.clone(),
-        Arc::new(RuleClassifier),
+        crate::classifier::build(&config.classifier, None)?,
     );
     let sources = SourcesState {
         config: Arc::new(tokio::sync::Mutex::new(config.clone())),
@@ -242,6 +254,8 @@ fn start(
         analysis: config.analysis.clone(),
         sync: pipeline.sync.clone(),
         captures_dir: config.storage.data_dir.join("captures"),
+        reload: Some(reload),
+        classifier: pipeline.classifier.clone(),
     };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr, server) = match api::bind(bind, state, async {
@@ -404,24 +418,16 @@ fn pipeline_settings(config: &Config) -> anyhow::Result<PipelineSettings> {
             buffer: Duration::from_secs_f64(config.sync.buffer_s),
         },
         window: config.window(),
+        smoothing: crate::classifier::smoothing(&config.classifier),
         motion_threshold: config.video.motion_threshold,
         queue_frames: config.video.queue_frames,
         queue_chunks: config.audio.queue_chunks,
         store,
         outbox,
-        vision: config.vision.enabled.then(|| {
-            (
-                config.vision.fps,
-                cav_models::vision::VisionOptions {
-                    faces: config
-                        .vision
-                        .face_model()
-                        .unwrap_or(cav_models::vision::FaceModel::FullRange),
-                    landmarks: config.vision.landmarks,
-                    ..Default::default()
-                },
-            )
-        }),
+        vision: config
+            .vision
+            .enabled
+            .then(|| (config.vision.fps, config.vision.options())),
     })
 }
 

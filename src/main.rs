@@ -1,11 +1,13 @@
 //! `cav`: the classify-audio-video daemon and its command-line tools.
 
 mod api;
+mod classifier;
 mod cli;
 mod config;
 mod config_file;
 mod daemon;
 mod hearing;
+mod labels;
 mod logging;
 mod offline;
 mod sources;
@@ -26,6 +28,8 @@ fn main() -> ExitCode {
         }
         Command::Devices => cli::devices(),
         Command::Analyze(args) => offline::analyze(&args, cli.config.as_deref()),
+        Command::Eval(args) => labels::eval(&args, cli.config.as_deref()),
+        Command::Train(args) => labels::train(&args, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

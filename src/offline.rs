@@ -6,8 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cav_actors::offline::{analyze_file, OfflineOutput, OfflineSettings, OfflineWindow};
-use cav_core::{ActivityClass, Classifier, RuleClassifier};
+use cav_actors::offline::{
+    analyze_file, OfflineModels, OfflineOutput, OfflineSettings, OfflineWindow,
+};
+use cav_core::ActivityClass;
 use serde::Serialize;
 
 use crate::cli::{AnalyzeArgs, OutputFormat};
@@ -41,8 +43,9 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
         analysis_fps: config.video.analysis_fps,
         analysis_width: config.video.analysis_width,
         motion_threshold: config.video.motion_threshold,
+        vision_fps: config.vision.fps,
     };
-    let classifier = RuleClassifier;
+    let classifier = crate::classifier::build(&config.classifier, args.classifier)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_error = None;
@@ -66,11 +69,15 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
     if args.interval.is_some() || args.at.is_some() {
         return analyze_sampled(args, &config, hearing.as_mut(), &mut out);
     }
+    let mut vision = load_vision(&config, args.no_vision)?;
     let report = analyze_file(
         &args.file,
         &settings,
-        &classifier as &dyn Classifier,
-        hearing.as_mut(),
+        classifier.as_ref(),
+        OfflineModels {
+            hearing: hearing.as_mut(),
+            vision: vision.as_mut(),
+        },
         |o| {
             if write_error.is_none() {
                 let written = match &o {
@@ -93,6 +100,16 @@ pub fn analyze(args: &AnalyzeArgs, config_path: Option<&Path>) -> anyhow::Result
     }
     tracing::debug!(?report, "analysis finished");
     Ok(())
+}
+
+/// The vision models, unless `[vision]` is off or `--no-vision` was given.
+pub fn load_vision(config: &Config, no_vision: bool) -> anyhow::Result<Option<cav_models::Vision>> {
+    if !config.vision.enabled || no_vision {
+        return Ok(None);
+    }
+    let mut v = cav_models::Vision::embedded().context("cannot load the vision models")?;
+    v.set_options(config.vision.options());
+    Ok(Some(v))
 }
 
 /// The summary line of a sampled analysis (`--format json`).
@@ -127,10 +144,11 @@ fn analyze_sampled(
     let mut events = 0u64;
     let mut write_error = None;
     let cancel = std::sync::atomic::AtomicBool::new(false);
+    let classifier = crate::classifier::build(&config.classifier, args.classifier)?;
     analyze_samples(
         &args.file,
         &settings,
-        &RuleClassifier,
+        classifier.as_ref(),
         hearing,
         &cancel,
         |_, _| {},

@@ -30,6 +30,9 @@ fn window(
         spans: 10,
         video: None,
         audio: None,
+        vision: None,
+        sound: None,
+        sub_windows: None,
     };
     let c = Classification {
         decision: RuleClassifier.classify(&summary),

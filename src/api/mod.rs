@@ -10,14 +10,19 @@
 
 pub mod analyses;
 pub mod auth;
+pub mod classify_now;
 pub mod clips;
 pub mod dto;
 pub mod export;
+pub mod frame;
 pub mod history;
 pub mod live;
 pub mod metrics;
 pub mod obs;
+pub mod settings;
+pub mod snapshot;
 pub mod sources;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -56,6 +61,11 @@ pub struct ApiState {
     pub sync: actix::Addr<cav_actors::actor::sync::SyncActor>,
     /// Where clips are saved.
     pub captures_dir: std::path::PathBuf,
+    /// Asks the daemon loop to reload the configuration file (after `PUT /api/settings`);
+    /// `None` when no daemon loop listens.
+    pub reload: Option<settings::ReloadSender>,
+    /// The classifier stage (`POST /api/classify-now`).
+    pub classifier: actix::Addr<cav_actors::actor::classifier::ClassifierActor>,
 }
 
 /// Largest request body accepted, in bytes.
@@ -82,6 +92,11 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
     let source_routes = sources::routes(state.clone());
     let live_routes = live::routes(state.clone());
     let history_routes = history::routes(state.clone());
+    let ui_routes = ui::routes(state.clone());
+    let settings_routes = settings::routes(state.clone());
+    let snapshot_routes = snapshot::routes(state.clone());
+    let frame_routes = frame::routes(state.clone());
+    let classify_now_routes = classify_now::routes(state.clone());
     let with_state = warp::any().map(move || state.clone());
 
     let health = warp::path!("api" / "health").and(warp::get()).map(|| {
@@ -105,8 +120,9 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
         .and(with_state)
         .map(|s: ApiState| warp::reply::json(&status_dto(&s)));
 
-    let all = guard
-        .and(
+    // The web pages check the token themselves (a login page instead of a JSON 401).
+    let all = ui_routes
+        .or(guard.and(
             health
                 .or(current)
                 .or(status)
@@ -116,8 +132,12 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
                 .or(history_routes)
                 .or(metrics_routes)
                 .or(analysis_routes)
-                .or(clip_routes),
-        )
+                .or(clip_routes)
+                .or(settings_routes)
+                .or(snapshot_routes)
+                .or(frame_routes)
+                .or(classify_now_routes),
+        ))
         .recover(handle_rejection)
         .with(warp::log::custom(|info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "http");
