@@ -47,10 +47,20 @@ if [[ "${1:-}" == "--test" ]]; then
   fi
   export CAV_TEST_PYTHON="$VENV/bin/python"
   # playwright-core for the browser tests, exactly as locked; it drives Debian's chromium, so
-  # no browser is downloaded (--ignore-scripts).
-  UI_TESTS="$(dirname "${BASH_SOURCE[0]}")/../tests/ui"
-  if [[ ! -f "$UI_TESTS/node_modules/playwright-core/package.json" ]]; then
-    echo "setup: npm ci in tests/ui (playwright-core)"
+  # no browser is downloaded (--ignore-scripts). The locked version runs on Node.js 18 (Debian
+  # 12's nodejs) and newer.
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if ((node_major < 18)); then
+    echo "setup: Node.js $(node --version 2>/dev/null || echo '(none)') is too old for the browser tests (tests/ui): 18 or newer is needed" >&2
+    exit 1
+  fi
+  UI_TESTS="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/ui" && pwd)"
+  # Installed and locked versions of playwright-core ("" when missing): npm ci when they differ.
+  ui_version() { node -p "try { const j = require('$1'); ($2) || '' } catch { '' }" 2>/dev/null; }
+  locked=$(ui_version "$UI_TESTS/package-lock.json" "j.packages['node_modules/playwright-core'].version")
+  installed=$(ui_version "$UI_TESTS/node_modules/playwright-core/package.json" "j.version")
+  if [[ -z "$installed" || "$installed" != "$locked" ]]; then
+    echo "setup: npm ci in tests/ui (playwright-core ${locked:-?}${installed:+, replacing $installed})"
     (cd "$UI_TESTS" && npm ci --ignore-scripts --no-audit --no-fund)
   fi
 fi

@@ -190,11 +190,15 @@ fn reload(
     Ok(Some((next, file)))
 }
 
+/// How long a stopping API may take to finish the requests in flight.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
 /// A running pipeline and the API in front of it.
 struct Running {
     pipeline: Pipeline,
     addr: std::net::SocketAddr,
-    stop_http: tokio::sync::oneshot::Sender<()>,
+    /// Shuts the API down: it stops accepting, and its event streams end.
+    stop_http: tokio::sync::watch::Sender<bool>,
     server: actix_rt::task::JoinHandle<()>,
     mqtt: Option<actix::Addr<MqttPublisher>>,
 }
@@ -207,8 +211,16 @@ impl Running {
             // Publishes "offline" and disconnects (at most 2 s).
             let _ = mqtt.send(MqttShutdown).await;
         }
-        let _ = self.stop_http.send(());
-        let _ = actix_rt::time::timeout(Duration::from_secs(2), self.server).await;
+        // The API stops accepting and its event streams end; requests in flight are answered.
+        let _ = self.stop_http.send(true);
+        if actix_rt::time::timeout(HTTP_DRAIN, self.server)
+            .await
+            .is_err()
+        {
+            // A response still streaming (a large export) finishes on its own connection; the
+            // listener is already closed, so a new API can bind the address.
+            tracing::warn!("the API still has requests in flight; not waiting for them");
+        }
     }
 }
 
@@ -237,6 +249,7 @@ fn start(
         file: config_file.clone(),
         manager: pipeline.sources.clone(),
     };
+    let (stop_http, shutdown) = api::Shutdown::new();
     let state = ApiState {
         sources,
         board,
@@ -256,11 +269,9 @@ fn start(
         captures_dir: config.storage.data_dir.join("captures"),
         reload: Some(reload),
         classifier: pipeline.classifier.clone(),
+        shutdown,
     };
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = match api::bind(bind, state, async {
-        let _ = http_stopped.await;
-    }) {
+    let (addr, server) = match api::bind(bind, state) {
         Ok(bound) => bound,
         Err(e) => {
             // Stop what was started (in the background: this is not async) and report.

@@ -78,6 +78,10 @@ fn snapshots_frames_and_classify_now_on_the_demo() {
     let (code, _, _, small) = get_bytes(&d.url("/api/snapshot.jpg?max_width=64"));
     assert_eq!(code, 200);
     assert_eq!(jpeg_size(&small).0, 64);
+    // A cache-busting parameter from a page is ignored, not refused.
+    let (code, ct, _, busted) = get_bytes(&d.url("/api/snapshot.jpg?max_width=64&t=1732212345678"));
+    assert_eq!((code, ct.as_str()), (200, "image/jpeg"));
+    assert_eq!(jpeg_size(&busted).0, 64);
     let (code, ct, _, body) = get_bytes(&d.url("/api/snapshot.jpg?max_width=2"));
     assert_eq!((code, ct.as_str()), (400, "application/json"));
     let err: Value = serde_json::from_slice(&body).unwrap();
@@ -119,12 +123,24 @@ fn snapshots_frames_and_classify_now_on_the_demo() {
     assert!(a["features"]["skin_percent"].is_number(), "{a}");
     let snapshot = a["snapshot"].as_str().unwrap();
     assert!(snapshot.starts_with("data:image/jpeg;base64,"), "{a}");
+    assert!(a.get("captured_at").is_none(), "{a}");
+
+    // A player paused at the end reports the duration (15 s, 25 fps): that is the last frame.
+    let (code, a) = post_json(&url, json!({"media": "av_sync_flash_beep.mp4", "t": 15.0}));
+    assert_eq!(code, 200, "{a}");
+    let t = a["t"].as_f64().unwrap();
+    assert!(
+        (14.9..15.0).contains(&t),
+        "the last frame starts at 14.96 s: {a}"
+    );
 
     // The live frame.
     let (code, a) = post_json(&url, json!({"live": true}));
     assert_eq!(code, 200, "{a}");
     assert_eq!(a["input"], "live");
     assert!(a["captured_at"].is_string(), "{a}");
+    assert_eq!(a["vision"]["at"], a["captured_at"], "{a}");
+    assert!(a.get("t").is_none(), "{a}");
     assert_eq!(a["vision"]["source"], "file", "{a}");
 
     // Bad requests name the field; nothing outside the media folders is read.

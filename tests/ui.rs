@@ -26,12 +26,42 @@ fn chromium() -> PathBuf {
     path
 }
 
-/// playwright-core from tests/ui/package-lock.json (`npm ci` once if setup.sh has not run).
+/// The version of `package` that `lock` (an npm package-lock.json) or a package.json names.
+fn version_in(file: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let at = if key.is_empty() {
+        &json
+    } else {
+        &json["packages"][key]
+    };
+    at["version"].as_str().map(str::to_string)
+}
+
+/// playwright-core as tests/ui/package-lock.json locks it (`npm ci` when it is missing or another
+/// version, e.g. left from before the lock changed).
 fn node_modules(dir: &Path) {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .expect("node is needed for the browser tests (scripts/setup.sh --test)");
+    let version = String::from_utf8_lossy(&node.stdout).trim().to_string();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 18,
+        "node {version} is too old for the browser tests: 18 or newer (Debian 12's) is needed"
+    );
+    let locked = version_in(
+        &dir.join("package-lock.json"),
+        "node_modules/playwright-core",
+    );
+    let installed = version_in(&dir.join("node_modules/playwright-core/package.json"), "");
+    if installed.is_some() && installed == locked {
         return;
     }
     let status = Command::new("npm")

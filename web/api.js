@@ -87,8 +87,8 @@ class Live {
     };
     if (!this.watchdog) {
       // A stream that stays silent for a minute is treated as lost (labels come several times
-      // a second while a source plays sound; a daemon that restarted its API may leave the old
-      // stream open but silent).
+      // a second while a source plays sound). The daemon ends its streams when it restarts its
+      // API, but a proxy or a half-open connection may leave one open and silent.
       this.watchdog = setInterval(() => {
         if (this.es && this.state === 'on' && Date.now() - this.last > 60000) this.reconnect(0);
       }, 10000);

@@ -137,6 +137,11 @@ export function featureName(f) {
   return s === k ? f : s;
 }
 
+/** A dotted name (`sound.turns.long_gap_fraction`) that may wrap after its dots and underscores. */
+export function breakable(name) {
+  return String(name).split(/(?<=[._])/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]));
+}
+
 /** The cues behind a decision: each with its reading and how strongly it held. */
 export function driversTable(drivers) {
   if (!drivers || drivers.length === 0) return h('p', { class: 'empty' }, t('drivers.none'));
@@ -144,7 +149,7 @@ export function driversTable(drivers) {
     h('thead', null, h('tr', null,
       h('th', null, t('drivers.cue')), h('th', { class: 'num' }, t('drivers.value')), h('th', null, t('drivers.degree')))),
     h('tbody', null, drivers.map((d) => h('tr', null,
-      h('td', null, cueName(d.cue), h('div', { class: 'muted mono small', title: t('drivers.feature') }, featureName(d.feature))),
+      h('td', null, cueName(d.cue), h('div', { class: 'muted mono small', title: t('drivers.feature') }, breakable(featureName(d.feature)))),
       h('td', { class: 'num' }, d.value === null || d.value === undefined ? t('drivers.missing') : num(d.value, 2)),
       h('td', null, h('div', { class: 'bar-track', title: pct(d.degree) },
         h('div', { class: 'bar-fill', style: { width: `${Math.round((d.degree || 0) * 100)}%` } }))))))));
@@ -173,9 +178,10 @@ export function valueText(v) {
   return String(v);
 }
 
-export function kvList(pairs) {
+/** Key/value pairs; `plain`: the keys are words, not field names. */
+export function kvList(pairs, { plain = false } = {}) {
   if (pairs.length === 0) return h('p', { class: 'empty' }, t('common.no_data'));
-  return h('dl', { class: 'kv' }, pairs.map(([k, v]) => [h('dt', { class: 'mono' }, k), h('dd', null, valueText(v))]));
+  return h('dl', { class: 'kv' }, pairs.map(([k, v]) => [plain ? h('dt', null, k) : h('dt', { class: 'mono' }, breakable(k)), h('dd', null, v === '' ? '' : valueText(v))]));
 }
 
 export function notice(kind, text) {
@@ -237,7 +243,8 @@ export function mediaFiles(files) {
  */
 export async function snapshotImage(previous, maxWidth = 640) {
   let r;
-  try { r = await fetch(`/api/snapshot.jpg?max_width=${maxWidth}`, { cache: 'no-store' }); } catch { return null; }
+  // `t`: no cache on the way may hand out an old picture (the daemon ignores it).
+  try { r = await fetch(`/api/snapshot.jpg?max_width=${maxWidth}&t=${Date.now()}`, { cache: 'no-store' }); } catch { return null; }
   if (!r.ok) return null;
   const url = URL.createObjectURL(await r.blob());
   const img = new Image();

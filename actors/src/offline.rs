@@ -39,7 +39,8 @@ pub struct OfflineWindow {
 /// What the analysis finds, in the order it is found.
 #[derive(Clone, Debug)]
 pub enum OfflineOutput {
-    Window(OfflineWindow),
+    /// Boxed: a window (summary and decision) is far larger than an event.
+    Window(Box<OfflineWindow>),
     /// A sound event; its times are seconds from the start of the file.
     Event(cav_models::hearing::SoundEvent),
 }
@@ -110,12 +111,12 @@ pub fn analyze_file(
     };
     let window = |summary: WindowSummary| {
         let decision = classifier.classify(&summary);
-        OfflineOutput::Window(OfflineWindow {
+        OfflineOutput::Window(Box::new(OfflineWindow {
             t_start: summary.start.secs_f64(),
             t_end: summary.end.secs_f64(),
             summary,
             decision,
-        })
+        }))
     };
     // Events go out; the class groups of each hearing window go into the window being filled.
     let heard = |outputs: Vec<cav_models::hearing::HearingOutput>,

@@ -114,7 +114,9 @@ pub struct FaceDto {
 #[derive(Debug, Serialize)]
 pub struct VisionDto {
     pub source: String,
-    pub at: String,
+    /// When the frame was captured; absent for a frame of a media file (`/api/analyze-frame`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
     pub width: u32,
     pub height: u32,
     pub persons: Vec<PersonDto>,
@@ -136,7 +138,7 @@ impl From<cav_actors::health::VisionReading> for VisionDto {
         let r = v.result;
         Self {
             source: v.source,
-            at: iso8601(v.at.millis()),
+            at: Some(iso8601(v.at.millis())),
             width: v.width,
             height: v.height,
             posture: r

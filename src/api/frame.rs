@@ -69,8 +69,9 @@ struct AnalyzedFrameDto {
     captured_at: Option<String>,
     width: u32,
     height: u32,
-    /// `/api/status`'s vision shape (without `at` for a media frame).
-    vision: serde_json::Value,
+    /// `/api/status`'s vision shape; a media frame has no capture time (`at`): its place in
+    /// the file is `t`.
+    vision: VisionDto,
     features: FrameFeaturesDto,
     /// The analysed frame as `data:image/jpeg;base64,…`, at most 640 px wide.
     snapshot: String,
@@ -143,44 +144,71 @@ enum Failure {
     Internal(String),
 }
 
-/// Decodes the frame at `t` of `path`, scaled like the live pipeline's frames.
+/// How far past the last frame's start a requested time may be and still mean the last frame: a
+/// player paused at the end reports the video's duration, which is after the last frame starts.
+const END_SLACK_S: f64 = 0.1;
+
+/// Decodes the frame at `t` of `path` (the first at or after `t`; the last one for a `t` at the
+/// very end), scaled like the live pipeline's frames.
 fn media_frame(path: &std::path::Path, t: f64, width: u32) -> Result<(f64, Frame), Failure> {
-    let mut decoder = VideoDecoder::open(path, Some(width)).map_err(|e| {
-        Failure::Field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("media: cannot read video from the file: {e}"),
-        )
-    })?;
-    let duration = decoder.info().duration_s;
-    let past_end = || {
-        Failure::Field(
-            StatusCode::BAD_REQUEST,
-            match duration {
-                Some(d) => format!("t: {t} s is past the end of the video ({d:.2} s)"),
-                None => format!("t: {t} s is past the end of the video"),
-            },
-        )
+    let open = || {
+        VideoDecoder::open(path, Some(width)).map_err(|e| {
+            Failure::Field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("media: cannot read video from the file: {e}"),
+            )
+        })
     };
+    let mut decoder = open()?;
+    let duration = decoder.info().duration_s;
+    if let Some(f) = frame_at(&mut decoder, t)? {
+        return Ok(f);
+    }
+    if let Some(d) = duration.filter(|d| t <= d + END_SLACK_S) {
+        // At the end: the last frame, read forward from a second before it.
+        let mut decoder = open()?;
+        let mut last = frame_at(&mut decoder, (d - 1.0).max(0.0))?;
+        while let Some(f) = decoder
+            .next_frame()
+            .map_err(|e| Failure::Internal(format!("cannot decode the file: {e}")))?
+        {
+            last = Some((f.pts_s, f.frame));
+        }
+        if let Some(f) = last {
+            return Ok(f);
+        }
+    }
+    Err(Failure::Field(
+        StatusCode::BAD_REQUEST,
+        match duration {
+            Some(d) => format!("t: {t} s is past the end of the video ({d:.2} s)"),
+            None => format!("t: {t} s is past the end of the video"),
+        },
+    ))
+}
+
+/// The first frame at or after `t`, or `None` past the end.
+fn frame_at(decoder: &mut VideoDecoder, t: f64) -> Result<Option<(f64, Frame)>, Failure> {
     if !decoder
         .seek(t)
         .map_err(|e| Failure::Internal(format!("cannot seek in the file: {e}")))?
     {
-        return Err(past_end());
+        return Ok(None);
     }
-    match decoder
+    Ok(decoder
         .next_frame()
         .map_err(|e| Failure::Internal(format!("cannot decode the file: {e}")))?
-    {
-        Some(f) => Ok((f.pts_s, f.frame)),
-        None => Err(past_end()),
-    }
+        .map(|f| (f.pts_s, f.frame)))
 }
 
 /// Runs the models and the features on `frame`; blocking (tens to hundreds of ms).
 fn analyze(frame: &Frame, options: VisionOptions) -> Result<(VisionReadingParts, String), Failure> {
-    let mut guard = models()
-        .lock()
-        .map_err(|_| Failure::Internal("the vision models are unusable after a crash".into()))?;
+    let mut guard = models().lock().unwrap_or_else(|poisoned| {
+        // A request panicked inside the models: load them afresh rather than trust their state.
+        let mut guard = poisoned.into_inner();
+        *guard = None;
+        guard
+    });
     if guard.is_none() {
         let vision = Vision::embedded()
             .map_err(|e| Failure::Internal(format!("cannot load the vision models: {e}")))?;
@@ -266,13 +294,13 @@ async fn analyze_frame(s: ApiState, body: AnalyzeFrame) -> Response {
         }
     };
     let (source, at, media) = match (&input, &live) {
-        (Input::Media { shown, .. }, _) => (shown.clone(), Timestamp(0), Some(shown.clone())),
+        (Input::Media { shown, .. }, _) => (shown.clone(), None, Some(shown.clone())),
         (Input::Live, Some(l)) => (
             l.source.clone().unwrap_or_else(|| "camera".into()),
-            l.captured,
+            Some(l.captured),
             None,
         ),
-        (Input::Live, None) => ("camera".into(), Timestamp(0), None),
+        (Input::Live, None) => ("camera".into(), None, None),
     };
     tracing::info!(
         input = if media.is_some() { "media" } else { "live" },
@@ -282,21 +310,17 @@ async fn analyze_frame(s: ApiState, body: AnalyzeFrame) -> Response {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "analyzed one frame"
     );
-    let vision = VisionDto::from(VisionReading {
+    let mut vision = VisionDto::from(VisionReading {
         source,
-        at,
+        at: at.unwrap_or(Timestamp(0)),
         width: w,
         height: h,
         result,
     });
-    let captured_at = media.is_none().then(|| vision.at.clone());
-    let mut vision = serde_json::to_value(&vision).unwrap_or(serde_json::Value::Null);
-    if media.is_some() {
-        // A file's frame has no capture time; its place in the file is `t`.
-        if let Some(v) = vision.as_object_mut() {
-            v.remove("at");
-        }
+    if at.is_none() {
+        vision.at = None;
     }
+    let captured_at = vision.at.clone();
     warp::reply::json(&AnalyzedFrameDto {
         input: if media.is_some() { "media" } else { "live" },
         media,

@@ -81,6 +81,10 @@ pub fn routes(
                 );
             }
             let rx = state.board.bus().subscribe();
+            // The stream ends when this API shuts down: a reload starts a new API (with a new
+            // pipeline and event bus), and a stream left open here would stay silent forever
+            // instead of letting the browser's EventSource reconnect to the new one.
+            let shutdown = state.shutdown.clone().wait();
             let stream = futures_util::stream::unfold((rx, q), |(mut rx, q)| async move {
                 loop {
                     match rx.recv().await {
@@ -108,7 +112,7 @@ pub fn routes(
             warp::sse::reply(
                 warp::sse::keep_alive()
                     .interval(Duration::from_secs(15))
-                    .stream(stream.boxed()),
+                    .stream(stream.take_until(shutdown).boxed()),
             )
             .into_response()
         });

@@ -66,6 +66,26 @@ pub struct ApiState {
     pub reload: Option<settings::ReloadSender>,
     /// The classifier stage (`POST /api/classify-now`).
     pub classifier: actix::Addr<cav_actors::actor::classifier::ClassifierActor>,
+    /// Set when this API instance shuts down (SIGTERM, or a reload that replaces it): open
+    /// event streams end then, so that browsers reconnect to the API that replaces it.
+    pub shutdown: Shutdown,
+}
+
+/// The shutdown of one API instance, seen by its long-lived responses (the SSE streams).
+/// `Shutdown::new` gives the trigger (send `true`, or drop it) and the signal.
+#[derive(Clone, Debug)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Resolves once the API shuts down (or its trigger is gone).
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|down| *down).await;
+    }
 }
 
 /// Largest request body accepted, in bytes.
@@ -217,11 +237,13 @@ async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infal
     Ok(reply)
 }
 
-/// Binds the API; errors (address in use, permission) are returned, not panicked on.
+/// Binds the API; errors (address in use, permission) are returned, not panicked on. The server
+/// stops accepting when `state.shutdown` fires, and its future ends once the requests in flight
+/// are answered (the event streams end on the same signal).
 pub fn bind(
     addr: SocketAddr,
     state: ApiState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+    let shutdown = state.shutdown.clone().wait();
     warp::serve(routes(state)).try_bind_with_graceful_shutdown(addr, shutdown)
 }

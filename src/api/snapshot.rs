@@ -1,8 +1,6 @@
 //! `GET /api/snapshot.jpg[?max_width=N]`: the newest video frame the pipeline received (the
 //! sync stage's clip buffer), as a JPEG. The dashboard polls it, so it is never cached.
 
-use std::convert::Infallible;
-
 use cav_actors::actor::sync::LatestFrame;
 use cav_core::Frame;
 use opencv::core::{Mat, Size, Vec3b, Vector};
@@ -51,8 +49,9 @@ pub fn encode_jpeg(frame: &Frame, max_width: Option<u32>) -> anyhow::Result<Vec<
     Ok(jpeg.to_vec())
 }
 
+/// The query. Other parameters are ignored, not refused: pages add one (`?t=<now>`) so that no
+/// cache between them and the daemon hands out an old picture.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SnapshotQuery {
     #[serde(default)]
     max_width: Option<u32>,
@@ -120,9 +119,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(warp::query::<SnapshotQuery>())
         .and(warp::any().map(move || state.clone()))
-        .and_then(|q: SnapshotQuery, s: ApiState| async move {
-            Ok::<_, Infallible>(snapshot(s, q).await)
-        })
+        .then(|q: SnapshotQuery, s: ApiState| snapshot(s, q))
 }
 
 #[cfg(test)]

@@ -253,6 +253,36 @@ async fn commit(
     Ok(())
 }
 
+/// The byte range of the password in a URL's userinfo (`scheme://user:PASSWORD@host/...`).
+fn password_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let at = authority.rfind('@')?;
+    let colon = authority[..at].find(':')?;
+    Some(start + colon + 1..start + at)
+}
+
+/// The password the API shows in place of a URL's real one (see `redact_url`).
+const HIDDEN: &str = "***";
+
+/// `url` as sent back by a client, with a password shown hidden (`***`) replaced by the one in
+/// `stored`, so that saving a source as `GET` showed it does not overwrite its password. A URL
+/// with a password of its own, or none, is kept as it is.
+fn keep_hidden_password(url: &str, stored: &str) -> String {
+    match (password_range(url), password_range(stored)) {
+        (Some(hidden), Some(real)) if &url[hidden.clone()] == HIDDEN => {
+            format!(
+                "{}{}{}",
+                &url[..hidden.start],
+                &stored[real],
+                &url[hidden.end..]
+            )
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn is_builtin(id: &str) -> bool {
     crate::config::RESERVED_SOURCE_IDS.contains(&id)
 }
@@ -339,7 +369,12 @@ pub fn routes(
                 return json_error(StatusCode::NOT_FOUND, format!("no source with id {id:?}"));
             };
             let mut next = config.clone();
-            next.sources[at] = body.into_def(id.clone());
+            let mut def = body.into_def(id.clone());
+            // The URL as GET showed it (password hidden as `***`) keeps the stored password.
+            if let (Some(url), Some(stored)) = (&def.url, &config.sources[at].url) {
+                def.url = Some(keep_hidden_password(url, stored));
+            }
+            next.sources[at] = def;
             if let Err(resp) = commit(&state.sources, &mut config, next).await {
                 return resp;
             }
@@ -469,4 +504,36 @@ pub fn routes(
         .unify()
         .or(set_device)
         .unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_password_keeps_the_stored_one() {
+        let stored = "rtsp://bob:p%40ss:w@cam:554/live?x=1";
+        assert_eq!(redact_url(stored), "rtsp://bob:***@cam:554/live?x=1");
+        // Sent back as shown, or with another path or host: the stored password stays.
+        assert_eq!(keep_hidden_password(&redact_url(stored), stored), stored);
+        assert_eq!(
+            keep_hidden_password("rtsp://bob:***@cam2/other", stored),
+            "rtsp://bob:p%40ss:w@cam2/other"
+        );
+        // A new password, or none, is what the client asked for.
+        assert_eq!(
+            keep_hidden_password("rtsp://bob:new@cam/live", stored),
+            "rtsp://bob:new@cam/live"
+        );
+        assert_eq!(
+            keep_hidden_password("rtsp://cam/live", stored),
+            "rtsp://cam/live"
+        );
+        // Nothing stored to keep: `***` is taken as typed.
+        assert_eq!(
+            keep_hidden_password("rtsp://bob:***@cam/live", "rtsp://cam/live"),
+            "rtsp://bob:***@cam/live"
+        );
+        assert_eq!(password_range("rtsp://cam/a@b"), None);
+    }
 }

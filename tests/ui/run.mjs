@@ -106,7 +106,8 @@ try {
     assert.ok(await page.isVisible('#login-error'), 'the wrong token is said to be wrong');
     await page.fill('#token', TOKEN);
     await page.click('#login-submit');
-    await page.waitForURL(`${BASE}/history`);
+    // Committed is enough: the page shows itself below (its load event may wait on the network).
+    await page.waitForURL(`${BASE}/history`, { waitUntil: 'commit' });
     await page.waitForSelector('#page-history');
   });
 
@@ -183,6 +184,7 @@ try {
     await page.click('#analyze-live-frame');
     await page.waitForSelector('#live-frame-result #frame-result', { timeout: 30000 });
     await page.waitForSelector('#test-labels .bar-row, #test-labels .empty');
+    await page.screenshot({ path: join(SHOTS, 'desktop-testing-results.png'), fullPage: true });
   }, [/status of 409 .*\/api\/classify-now\)$/]);
 
   await check('model testing: the media file plays, a frame is analysed, the whole video is analysed from the page', async () => {
@@ -197,6 +199,7 @@ try {
     await page.waitForFunction(() => Math.abs(document.querySelector('#video-player').currentTime - 3) < 0.1);
     await page.click('#analyse-frame');
     await page.waitForSelector('#video-frame-result #frame-result img.snapshot', { timeout: 30000 });
+    await page.screenshot({ path: join(SHOTS, 'desktop-testing-video.png'), fullPage: true });
     await page.fill('#video-interval', '1');
     await page.click('#analyse-whole');
     await page.waitForURL(/\/analyses\?id=/);
@@ -273,8 +276,29 @@ try {
           await page.locator('#an-list tr.clickable').first().click();
           await page.waitForSelector('#an-timeline svg');
         }
+        if (p === 'testing') {
+          // With results: the classification so far and the analysed live frame.
+          for (let i = 0; ; i++) {
+            await page.click('#classify-now');
+            await page.waitForSelector('#classify-result .act-badge, #classify-result .notice', { timeout: 20000 });
+            if (await page.locator('#classify-result .act-badge').count() === 1) break;
+            assert.ok(i < 5, 'classify now keeps failing');
+            await page.waitForTimeout(1500);
+          }
+          await page.click('#analyze-live-frame');
+          await page.waitForSelector('#live-frame-result #frame-result', { timeout: 30000 });
+        }
         await noHorizontalScroll(page, `${name} ${p}`);
         await page.screenshot({ path: join(SHOTS, `${name}-${p}.png`), fullPage: true });
+        if (p === 'history') {
+          // A stored window in detail: scores, cues and features.
+          await page.goto(`${BASE}/history?kind=activities`);
+          await page.locator('#hist-list tr.clickable').first().click();
+          await page.waitForSelector('#hist-detail[open] .kv');
+          await noHorizontalScroll(page, `${name} history detail`);
+          await page.screenshot({ path: join(SHOTS, `${name}-history-detail.png`) });
+          await page.click('#hist-detail-close');
+        }
       }
     }
     await page.setViewportSize(PHONE);
@@ -282,7 +306,7 @@ try {
     await page.goto(`${BASE}/dashboard`);
     await page.waitForURL(/\/login/);
     await page.screenshot({ path: join(SHOTS, 'phone-login.png') });
-  });
+  }, [/status of 409 .*\/api\/classify-now\)$/]);
 
   step = 'end';
   assert.deepEqual(problems, [], 'console errors or uncaught exceptions');
@@ -290,6 +314,7 @@ try {
 } catch (e) {
   failed = true;
   console.error(`[ui] FAILED at "${step}": ${e.stack || e}`);
+  console.error(`[ui] pages open: ${browser.contexts().flatMap((c) => c.pages()).map((p) => p.url()).join(', ')}`);
   if (problems.length) console.error(`[ui] console errors:\n  ${problems.join('\n  ')}`);
 } finally {
   await browser.close();

@@ -149,10 +149,16 @@ export default {
         h('h3', null, t('an.timeline')), chart, legend(new Set(samples.map((x) => x.activity))),
         h('h3', null, t('an.table')),
         h('div', { class: 'table-wrap', style: { maxHeight: '360px', overflowY: 'auto' } }, h('table', null,
-          h('thead', null, h('tr', null, h('th', { class: 'num' }, t('an.t')), h('th', null, t('common.activity')), h('th', { class: 'num' }, t('hist.confidence')), h('th', null, t('dash.events')))),
-          h('tbody', null, samples.map((x) => h('tr', null,
-            h('td', { class: 'num' }, `${num(x.t_s, 1)} s`), h('td', null, activityBadge(x.activity)), h('td', { class: 'num' }, pct(x.confidence)),
-            h('td', { class: 'small' }, x.sound_events.map((e) => `${t(`event.${e.kind}`) === `event.${e.kind}` ? e.kind : t(`event.${e.kind}`)} ${num(e.onset_s, 1)} s`).join(', ') || '—')))))));
+          h('thead', null, h('tr', null, h('th', { class: 'num' }, t('an.t')), h('th', null, t('common.activity')), h('th', { class: 'num' }, t('hist.confidence')), h('th', { class: 'hide-phone' }, t('dash.events')))),
+          h('tbody', null, samples.map((x) => {
+            const heard = x.sound_events.map((e) => `${t(`event.${e.kind}`) === `event.${e.kind}` ? e.kind : t(`event.${e.kind}`)} ${num(e.onset_s, 1)} s`).join(', ');
+            // On a phone the events go under the activity (four columns do not fit).
+            return h('tr', null,
+              h('td', { class: 'num' }, `${num(x.t_s, 1)} s`),
+              h('td', null, activityBadge(x.activity), heard ? h('div', { class: 'small muted show-phone' }, heard) : null),
+              h('td', { class: 'num' }, pct(x.confidence)),
+              h('td', { class: 'small hide-phone' }, heard || '—'));
+          })))));
     }
 
     async function refresh() {

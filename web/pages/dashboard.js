@@ -108,12 +108,22 @@ export default {
       clapTimer = setTimeout(() => clap.classList.remove('flash'), 2500);
     }
     stops.push(() => clearTimeout(clapTimer));
+    // The last stored clap, so a page opened after one does not say none was heard.
+    async function loadLastClap() {
+      try {
+        const page = await api('/api/sound-events?label=clap&limit=1');
+        const last = page.items[0];
+        if (last && !clap.classList.contains('flash')) {
+          fill(clap, h('span', null, t('dash.clap_at', { time: time(last.onset_ms), source: last.source })));
+        }
+      } catch { /* the events table shows the error */ }
+    }
 
     const eventsBox = h('div', { id: 'sound-events' });
     let events = [];
     function renderEvents() {
       if (events.length === 0) { fill(eventsBox, h('p', { class: 'empty' }, t('dash.no_events'))); return; }
-      fill(eventsBox, h('table', null, h('tbody', null, events.map((e) => h('tr', null,
+      fill(eventsBox, h('table', { class: 'events' }, h('tbody', null, events.map((e) => h('tr', null,
         h('td', { class: 'num muted' }, time(e.onset_ms)),
         h('td', null, t(`event.${e.label}`) === `event.${e.label}` ? e.label : t(`event.${e.label}`)),
         h('td', { class: 'muted' }, e.source),
@@ -124,6 +134,7 @@ export default {
         const page = await api(`/api/sound-events?limit=${EVENT_ROWS}`);
         events = page.items;
         renderEvents();
+        loadLastClap();
       } catch (e) { fill(eventsBox, h('p', { class: 'error-text' }, errText(e))); }
     }
 
@@ -140,8 +151,8 @@ export default {
           const state = !s.enabled ? 'disabled' : st ? st.state : 'stopped';
           return h('tr', { dataset: { source: s.id } },
             h('td', null, h('strong', null, s.name || s.id), h('div', { class: 'muted small' }, t(`kind.${s.kind}`) === `kind.${s.kind}` ? s.kind : t(`kind.${s.kind}`), s.primary ? ` · ${t('src.primary')}` : '')),
-            h('td', null, stateBadge(state), st?.detail ? h('div', { class: 'muted small' }, st.detail) : null,
-              st?.last_error ? h('div', { class: 'error-text small' }, `${t('src.last_error')}: ${st.last_error}`) : null),
+            h('td', null, stateBadge(state), st?.detail ? h('div', { class: 'muted small wrap-any' }, st.detail) : null,
+              st?.last_error ? h('div', { class: 'error-text small wrap-any' }, `${t('src.last_error')}: ${st.last_error}`) : null),
             h('td', { class: 'num' }, st?.level ? `${num(st.level.dbfs, 0)} dBFS` : '—'));
         })))));
     }

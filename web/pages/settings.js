@@ -107,7 +107,7 @@ function sourceDialog(existing, devices, onSaved) {
     fill(kindFields,
       k === 'microphone' ? field('device', f.device) : null,
       k === 'vban' ? [field('stream', f.stream), field('sender', f.sender)] : null,
-      k === 'rtsp' ? [field('url', f.url, existing?.url?.includes('***') ? h('span', { class: 'field-help' }, t('set.url_reenter')) : null), field('transport', f.transport)] : null);
+      k === 'rtsp' ? [field('url', f.url, existing?.url?.includes('***') ? h('span', { class: 'field-help' }, t('set.url_hidden')) : null), field('transport', f.transport)] : null);
   };
   f.kind.addEventListener('change', showKind);
   showKind();
@@ -128,11 +128,7 @@ function sourceDialog(existing, devices, onSaved) {
     fill(general);
     for (const i of Object.values(f)) i.classList.remove('invalid');
     const k = f.kind.value;
-    if (k === 'rtsp' && f.url.value.includes('***')) {
-      fill(errors.url, t('set.url_reenter'));
-      f.url.classList.add('invalid');
-      return;
-    }
+    // An RTSP URL sent back with its password shown as *** keeps the saved password (server).
     const body = { name: f.name.value, kind: k, enabled: f.enabled.checked, webhook: f.webhook.value.trim() || null };
     if (k === 'microphone') body.device = f.device.value;
     if (k === 'vban') { body.stream = f.stream.value; body.sender = f.sender.value.trim() || null; }
@@ -169,7 +165,6 @@ function sourcesCard() {
         const detail = s.builtin ? t('src.builtin') : s.kind === 'microphone' ? s.device || 'default' : s.kind === 'vban' ? `${s.stream || ''}${s.sender ? ` @ ${s.sender}` : ''}` : s.url || '';
         const toggle = h('input', { type: 'checkbox', checked: s.enabled, disabled: s.builtin, 'aria-label': t('src.f.enabled'), dataset: { toggle: s.id } });
         toggle.addEventListener('change', async () => {
-          if (s.kind === 'rtsp' && s.url?.includes('***')) { toggle.checked = s.enabled; sourceDialog(s, devices, load); return; }
           const body = { name: s.name, kind: s.kind, enabled: toggle.checked, webhook: s.webhook || null, device: s.device, stream: s.stream, sender: s.sender, url: s.url, transport: s.transport };
           if (s.events && Object.keys(s.events).length) body.events = s.events;
           fill(msg);
@@ -240,12 +235,18 @@ function settingsCard() {
       input = h('input', { value: value.join(', ') });
     } else {
       kind = 'text';
-      input = h('input', { value: value ?? '' });
+      const hint = t(`set.${path}.placeholder`);
+      input = h('input', { value: value ?? '', placeholder: hint === `set.${path}.placeholder` ? null : hint });
     }
     input.name = name;
     input.id = `set-${name.replace(/\./g, '-')}`;
     inputs.set(name, { input, error, kind, original: value });
-    let extra = last === 'webhook' ? webhookTester(() => input.value, path.split('.')[0]) : null;
+    let extra = null;
+    let control = input;
+    if (last === 'webhook') {
+      // The test button beside the URL, so that the field is as tall as its neighbours.
+      control = h('div', { class: 'input-row' }, input, webhookTester(() => input.value, path.split('.')[0]));
+    }
     if (secret && value) {
       // A set secret can be removed: the field is sent empty.
       const clear = h('button', { type: 'button', class: 'small' }, t('set.secret_clear'));
@@ -264,7 +265,7 @@ function settingsCard() {
     if (kind === 'bool') {
       return h('div', { class: 'field bool', dataset: { field: name } }, h('label', { class: 'check' }, input, keyLabel(name)), error);
     }
-    return h('label', { class: 'field', dataset: { field: name } }, h('span', { class: 'label' }, keyLabel(secret ? name : path)), input, extra, error);
+    return h('label', { class: 'field', dataset: { field: name } }, h('span', { class: 'label' }, keyLabel(secret ? name : path)), control, extra, error);
   }
 
   /** A table of like objects (e.g. the rule of each sound event): one row each, one column per key. */

@@ -3,7 +3,7 @@
 import { api, live } from '../api.js';
 import { t } from '../i18n.js';
 import {
-  h, fill, card, activityBadge, pct, num, duration, errText, scoreBars, driversTable, flatten, kvList,
+  h, fill, card, activityBadge, pct, num, duration, errText, scoreBars, driversTable, kvList,
   bars, navigate, time, every,
   mediaFiles, snapshotImage,
 } from '../ui.js';
@@ -30,22 +30,70 @@ function overlay(r) {
   return svg;
 }
 
-/** The answer of /api/analyze-frame: the analysed picture (with boxes) and every number about it. */
+/** The answer of /api/analyze-frame: the analysed picture (with boxes) and what was found in it. */
 function frameResult(r) {
   const { snapshot, ...rest } = r || {};
   const v = rest.vision || {};
+  const f = rest.features || {};
+  const persons = v.persons || [];
+  const faces = v.faces || [];
+  const tm = v.timings_ms || {};
+  const ms = (x) => (x === null || x === undefined ? '—' : `${num(x, 0)} ms`);
+  const yesNo = (x) => (x === null || x === undefined ? '—' : x ? t('common.yes') : t('common.no'));
+  const from = rest.input === 'media'
+    ? t('test.frame_media', { file: rest.media, t: num(rest.t, 2) })
+    : t('test.frame_live', { source: v.source || '—', time: time(Date.parse(rest.captured_at)) });
   const summary = [
-    [t('test.persons'), (v.persons || []).length],
-    [t('test.faces'), (v.faces || []).length],
+    [t('test.frame_from'), from],
+    [t('test.frame_size'), `${rest.width} × ${rest.height} px`],
+    [t('test.persons'), persons.length],
+    [t('test.faces'), faces.length],
     [t('test.posture'), v.posture ? t(`posture.${v.posture}`) : '—'],
+    [t('test.hand_near_ear'), yesNo(v.hand_near_ear)],
+    [t('test.brightness'), num(f.brightness, 1)],
+    [t('test.skin'), `${num(f.skin_percent, 1)} %`],
+    [t('test.timings'), `${ms(tm.total_ms)} (${t('test.t_pose')} ${ms(tm.pose_detector_ms)}, ${t('test.t_faces')} ${ms(tm.face_detector_ms)}, ${t('test.t_landmarks')} ${ms(tm.landmark_ms)})`],
   ];
-  // Person and face lists are drawn on the picture; their counts are in the summary.
-  const numbers = flatten(rest).filter(([k, x]) => !(Array.isArray(x) && x.some((e) => typeof e === 'object')));
+  // Each person (blue on the picture) and face (orange) with its score.
+  const found = persons.length + faces.length === 0 ? null : h('div', { class: 'table-wrap' }, h('table', null,
+    h('thead', null, h('tr', null, h('th', null, t('test.detections')), h('th', { class: 'num' }, t('hist.score')), h('th', null, t('test.posture')), h('th', { class: 'num' }, t('test.axis')))),
+    h('tbody', null,
+      persons.map((p, i) => h('tr', null,
+        h('td', null, h('span', { class: 'swatch', style: { background: '#3f7fe0' } }), t('test.person_n', { n: i + 1 })),
+        h('td', { class: 'num' }, pct(p.score)), h('td', null, p.posture ? t(`posture.${p.posture}`) : '—'), h('td', { class: 'num' }, `${num(p.axis_deg, 0)}°`))),
+      faces.map((x, i) => h('tr', null,
+        h('td', null, h('span', { class: 'swatch', style: { background: '#ff9800' } }), t('test.face_n', { n: i + 1 })),
+        h('td', { class: 'num' }, pct(x.score)), h('td', null, '—'), h('td', { class: 'num' }, '—'))))));
   return h('div', { class: 'grid', id: 'frame-result' },
     h('div', { class: 'span-5' }, snapshot
       ? h('div', { class: 'snapshot-wrap' }, h('img', { class: 'snapshot', src: snapshot, alt: t('test.analysed_frame') }), overlay(rest))
       : h('div', { class: 'snapshot-empty' }, t('dash.no_picture'))),
-    h('div', { class: 'span-7' }, kvList(summary), h('div', { style: { marginTop: '.6rem' } }, kvList(numbers))));
+    h('div', { class: 'span-7' }, kvList(summary, { plain: true }), found ? h('div', { style: { marginTop: '.8rem' } }, found) : null));
+}
+
+/** The features of one span (`/api/status` → `latest_span`), in words and units. */
+function spanFeatures(f) {
+  const hz = (x) => (x === null || x === undefined ? '—' : `${num(x, 0)} Hz`);
+  const pair = [];
+  const v = f.video;
+  if (v) {
+    pair.push([h('strong', null, t('test.sf.video')), ''],
+      [t('test.sf.frames'), v.frames],
+      [t('test.sf.motion'), `${num(v.motion_mean, 1)} % / ${num(v.motion_max, 1)} %`],
+      [t('test.brightness'), num(v.brightness, 1)],
+      [t('test.skin'), `${num(v.skin_percent, 1)} %`]);
+  }
+  const a = f.audio;
+  if (a) {
+    pair.push([h('strong', null, t('test.sf.audio')), ''],
+      [t('test.sf.level'), `${num(a.dbfs, 1)} dBFS (${num(a.rms, 3)} / ${num(a.peak, 3)})`],
+      [t('test.sf.zcr'), num(a.zcr, 3)],
+      [t('test.sf.dominant'), hz(a.dominant_hz)],
+      [t('test.sf.bands'), a.bands ? `${pct(a.bands.low)} / ${pct(a.bands.mid)} / ${pct(a.bands.high)}` : '—'],
+      [t('test.sf.pitch'), hz(a.pitch_hz)],
+      [t('test.sf.voice_like'), f.voice_like]);
+  }
+  return kvList(pair, { plain: true });
 }
 
 function liveTab(stops) {
@@ -64,7 +112,7 @@ function liveTab(stops) {
     if (s.latest_span) {
       // start and end are capture times in µs: shown as the second they cover.
       const { start, end, ...rest } = s.latest_span;
-      fill(featBox, h('p', { class: 'muted small', style: { marginTop: 0 } }, `${time(start / 1000)} → ${time(end / 1000)}`), kvList(flatten(rest)));
+      fill(featBox, h('p', { class: 'muted small', style: { marginTop: 0 } }, `${time(start / 1000)} → ${time(end / 1000)}`), spanFeatures(rest));
     } else fill(featBox, h('p', { class: 'empty' }, t('test.no_span')));
     const camera = Object.values(s.sources || {}).some((x) => x.frames > 0 && x.state === 'running');
     if (!camera) { fill(snapBox, h('div', { class: 'snapshot-empty' }, t('dash.no_picture'))); return; }
@@ -159,8 +207,7 @@ function videoTab(stops) {
       frameBtn.disabled = true;
       fill(resultBox, h('p', { class: 'empty' }, t('common.working')));
       try {
-        fill(resultBox, h('p', { class: 'muted small' }, t('test.frame_at', { t: num(video.currentTime, 2) })),
-          frameResult(await api('/api/analyze-frame', { method: 'POST', body: { media: sel.value, t: video.currentTime } })));
+        fill(resultBox, frameResult(await api('/api/analyze-frame', { method: 'POST', body: { media: sel.value, t: video.currentTime } })));
       } catch (e) { fill(resultBox, h('div', { class: 'notice err' }, errText(e))); } finally { frameBtn.disabled = false; }
     });
     load();
