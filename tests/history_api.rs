@@ -301,6 +301,18 @@ fn exports_stream_csv_and_json() {
         Some("onset,onset_ms,end_ms,source,label,score")
     );
 
+    // The history page's filters apply to its exports.
+    let (_, _, asleep) =
+        get_text(&daemon.url("/api/export?kind=activities&format=csv&class=asleep"));
+    let rows: Vec<&str> = asleep.lines().skip(1).collect();
+    assert!(!rows.is_empty() && rows.len() < 23, "{asleep}");
+    assert!(rows.iter().all(|l| l.contains(",asleep,")), "{asleep}");
+    let (_, _, claps) =
+        get_text(&daemon.url("/api/export?kind=sound-events&format=json&label=clap"));
+    let claps: Vec<Value> = serde_json::from_str(&claps).unwrap();
+    assert_eq!(claps.len(), 2);
+    assert!(claps.iter().all(|e| e["label"] == "clap"));
+
     let (_, _, nothing) = get_text(&daemon.url("/api/export?kind=activities&start=0&end=1"));
     assert_eq!(
         serde_json::from_str::<Vec<Value>>(&nothing).unwrap().len(),
@@ -329,6 +341,9 @@ fn bad_query_parameters_get_400_naming_the_parameter() {
         ("/api/export?format=csv", "kind"),
         ("/api/export?kind=everything", "kind"),
         ("/api/export?kind=spans&format=xml", "format"),
+        ("/api/export?kind=spans&class=sleeping", "class"),
+        ("/api/export?kind=spans&label=clap", "label"),
+        ("/api/export?kind=sound-events&class=asleep", "class"),
     ] {
         let (code, body) = get_json(&daemon.url(path)).unwrap();
         assert_eq!(code, 400, "{path}: {body}");

@@ -154,7 +154,34 @@ impl Sink {
     }
 }
 
-fn produce(store: Store, kind: Kind, format: Format, range: TimeRange, mut sink: Sink) {
+/// The records an export keeps, from the same parameters as the history lists: `class` for
+/// activities and spans, `label` and `source` for sound events.
+#[derive(Default)]
+struct Filter {
+    class: Option<ActivityClass>,
+    label: Option<String>,
+    source: Option<String>,
+}
+
+impl Filter {
+    fn event(&self, e: &SoundEventDto) -> bool {
+        self.label.as_ref().is_none_or(|l| *l == e.label)
+            && self.source.as_ref().is_none_or(|s| *s == e.source)
+    }
+
+    fn class(&self, c: ActivityClass) -> bool {
+        self.class.is_none_or(|want| want == c)
+    }
+}
+
+fn produce(
+    store: Store,
+    kind: Kind,
+    format: Format,
+    range: TimeRange,
+    filter: Filter,
+    mut sink: Sink,
+) {
     if format == Format::Csv {
         let header = match kind {
             Kind::Activities => activity_header(),
@@ -169,15 +196,18 @@ fn produce(store: Store, kind: Kind, format: Format, range: TimeRange, mut sink:
     }
     let completed = match kind {
         Kind::Activities => each(store.iter_activities(range), &mut sink, |sink, c| {
-            sink.row(|| activity_row(&c), ActivityDto::from(c.clone()))
+            !filter.class(c.activity) || sink.row(|| activity_row(&c), ActivityDto::from(c.clone()))
         }),
         Kind::Spans => each(store.iter_spans(range), &mut sink, |sink, s| {
+            if !filter.class(s.class) {
+                return true;
+            }
             let dto = SpanDto::from(s);
             sink.row(|| span_row(&dto), &dto)
         }),
         Kind::SoundEvents => each(store.iter_sound_events(range), &mut sink, |sink, e| {
             let dto = SoundEventDto::from(e);
-            sink.row(|| event_row(&dto), &dto)
+            !filter.event(&dto) || sink.row(|| event_row(&dto), &dto)
         }),
     };
     if completed {
@@ -212,7 +242,12 @@ fn each<T>(
 
 /// Checks the request and starts streaming; a bad request gets a 400 naming the parameter.
 pub fn start(store: &Store, query: HashMap<String, String>) -> Result<Response, Response> {
-    let p = Params::new(query, &["kind", "format", "start", "end", "tz"])?;
+    let p = Params::new(
+        query,
+        &[
+            "kind", "format", "start", "end", "tz", "class", "label", "source",
+        ],
+    )?;
     let kind = match p.get("kind") {
         Some("activities") => Kind::Activities,
         Some("spans") => Kind::Spans,
@@ -231,6 +266,27 @@ pub fn start(store: &Store, query: HashMap<String, String>) -> Result<Response, 
         other => return Err(bad("format", format!("{other:?} is not one of csv, json"))),
     };
     let range = in_zone!(p.zone()?, |tz| p.range(&tz))?;
+    let filter = match kind {
+        Kind::Activities | Kind::Spans => {
+            if let Some(name) = ["label", "source"].into_iter().find(|n| p.get(n).is_some()) {
+                return Err(bad(name, "filters sound events only (kind=sound-events)"));
+            }
+            Filter {
+                class: p.class()?,
+                ..Filter::default()
+            }
+        }
+        Kind::SoundEvents => {
+            if p.get("class").is_some() {
+                return Err(bad("class", "filters activities and spans only"));
+            }
+            Filter {
+                label: p.text("label"),
+                source: p.text("source"),
+                ..Filter::default()
+            }
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let sink = Sink {
         tx,
@@ -239,7 +295,7 @@ pub fn start(store: &Store, query: HashMap<String, String>) -> Result<Response, 
         rows: 0,
     };
     let store = store.clone();
-    tokio::task::spawn_blocking(move || produce(store, kind, format, range, sink));
+    tokio::task::spawn_blocking(move || produce(store, kind, format, range, filter, sink));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });

@@ -102,7 +102,7 @@ impl Params {
         Ok(TimeRange::new(start, end))
     }
 
-    fn class(&self) -> Result<Option<ActivityClass>, Response> {
+    pub(super) fn class(&self) -> Result<Option<ActivityClass>, Response> {
         self.get("class")
             .map(|c| c.parse::<ActivityClass>().map_err(|e| bad("class", e)))
             .transpose()
@@ -119,7 +119,7 @@ impl Params {
         }
     }
 
-    fn text(&self, name: &str) -> Option<String> {
+    pub(super) fn text(&self, name: &str) -> Option<String> {
         self.get(name)
             .map(str::trim)
             .filter(|s| !s.is_empty())

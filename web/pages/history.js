@@ -75,7 +75,7 @@ export default {
     function renderFilters() {
       const exp = (fmt) => h('button', {
         dataset: { export: fmt },
-        onclick: () => { const q = query(false); q.delete('class'); q.delete('label'); download(`/api/export?kind=${st.kind}&format=${fmt}&${q}`); },
+        onclick: () => { const q = query(false); download(`/api/export?kind=${st.kind}&format=${fmt}&${q}`); },
       }, `${t('common.export')} ${fmt.toUpperCase()}`);
       fill(filterBox,
         h('label', { class: 'field' }, h('span', { class: 'label' }, t('hist.from')), fromIn),
