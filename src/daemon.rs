@@ -237,6 +237,14 @@ fn start(
     let bind = config.bind_addr();
     let window_s = config.classifier.window_s;
     let board = StatusBoard::new();
+    match store.latest_classifications(1) {
+        Ok(latest) => {
+            if let Some(c) = latest.first() {
+                board.set_current(c.to_classification());
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the newest stored window"),
+    }
     let pipeline = Pipeline::start(
         settings,
         store,

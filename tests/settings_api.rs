@@ -488,3 +488,42 @@ fn an_rtsp_password_shown_hidden_is_kept_when_saved_back() {
     );
     assert!(!text.contains(PASSWORD), "{text}");
 }
+
+#[test]
+fn the_current_activity_survives_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cav.toml");
+    std::fs::write(
+        &config,
+        "[classifier]\nwindow_s = 3\n\n[vision]\nenabled = false\n",
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap().to_string();
+    let d = Daemon::start_with_args(dir.path(), &["--config", &config_arg], &[]);
+    let before = wait_for(Duration::from_secs(60), || {
+        get_json(&d.url("/api/current-activity"))
+            .ok()
+            .map(|(_, c)| c)
+            .filter(|c| !c["activity"].is_null())
+    })
+    .unwrap_or_else(|| panic!("no classification: {}", d.log_text()));
+    // A long window: the reloaded pipeline will not close one during the test.
+    let (code, body) = put(
+        &d.url("/api/settings"),
+        json!({"classifier": {"window_s": 600}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_window(&d, 600.0);
+    // The reloaded daemon shows the newest stored window, not nothing.
+    let (_, after) = get_json(&d.url("/api/current-activity")).unwrap();
+    assert!(!after["activity"].is_null(), "{after}: {}", d.log_text());
+    assert!(
+        after["window_end_ms"].as_i64() >= before["window_end_ms"].as_i64(),
+        "{before} then {after}"
+    );
+    let (_, stored) = get_json(&d.url("/api/activities?limit=1")).unwrap();
+    assert_eq!(
+        after["window_end_ms"], stored["items"][0]["end_ms"],
+        "{stored}"
+    );
+}

@@ -127,6 +127,24 @@ impl From<&Classification> for StoredClassification {
 }
 
 impl StoredClassification {
+    /// The classification again, as the pipeline published it (its smoothing note is not
+    /// stored). The daemon seeds the current activity with the newest one at start, so a
+    /// restart or a settings reload does not blank it until the next window closes.
+    pub fn to_classification(&self) -> Classification {
+        Classification {
+            window: self.features.clone(),
+            decision: cav_core::Decision {
+                activity: self.activity,
+                confidence: self.confidence,
+                scores: self.scores,
+                drivers: self.drivers.clone(),
+                unsmoothed: None,
+            },
+            classifier: self.classifier.clone(),
+            source: self.source.clone(),
+        }
+    }
+
     pub fn record(&self) -> cav_core::history::WindowRecord {
         cav_core::history::WindowRecord {
             start_ms: self.start_ms,
