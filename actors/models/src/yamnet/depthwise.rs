@@ -80,3 +80,42 @@ impl CustomOp2 for Depthwise3x3 {
         Ok((CpuStorage::F32(out), Shape::from((n, c, ho, wo))))
     }
 }
+
+/// Adds a per-channel bias and applies ReLU in place, in one pass over `[N, C, H, W]`: what
+/// `broadcast_add(bias)?.relu()?` does with two passes and two new tensors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BiasRelu;
+
+impl candle_core::InplaceOp2 for BiasRelu {
+    fn name(&self) -> &'static str {
+        "bias_relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (CpuStorage::F32(x), CpuStorage::F32(bias)) = (s1, s2) else {
+            candle_core::bail!("bias_relu: only f32 is supported");
+        };
+        let (Some((x0, x1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("bias_relu: inputs must be contiguous");
+        };
+        let (_, c, h, w) = l1.shape().dims4()?;
+        let bias = &bias[b0..b1];
+        if bias.len() != c {
+            candle_core::bail!("bias_relu: {} biases for {c} channels", bias.len());
+        }
+        for (plane, values) in x[x0..x1].chunks_exact_mut(h * w).enumerate() {
+            let b = bias[plane % c];
+            for v in values {
+                *v = (*v + b).max(0.0);
+            }
+        }
+        Ok(())
+    }
+}

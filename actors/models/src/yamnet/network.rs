@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use super::class_map::parse_class_map;
-use super::depthwise::Depthwise3x3;
+use super::depthwise::{BiasRelu, Depthwise3x3};
 use super::frontend::{Patch, NUM_MELS, PATCH_FRAMES};
 use crate::ModelError;
 
@@ -63,13 +63,15 @@ fn layer_spec(i: usize) -> (ConvKind, usize, usize, usize) {
     }
 }
 
-/// How depthwise convs are computed. Both give the same values (a test checks this).
+/// How the convs are computed. Both give the same values (a test checks this).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DepthwiseImpl {
-    /// A direct 3×3 loop over each channel plane (fast; the default).
+    /// Our own CPU ops (the default): depthwise convs as a direct 3×3 loop over each channel
+    /// plane, 1×1 convs as one matrix product, bias and ReLU fused in place.
     #[default]
     Direct,
-    /// candle's `conv2d` with `groups = channels` (slow: one conv per channel).
+    /// candle's stock ops only: `conv2d` (with `groups = channels` for depthwise: one conv
+    /// per channel, slow), then `broadcast_add` and `relu`. The reference for `Direct`.
     CandleGroups,
 }
 
@@ -260,7 +262,16 @@ impl Yamnet {
         mut inspect: impl FnMut(usize, &Tensor) -> Result<(), ModelError>,
     ) -> Result<Tensor, ModelError> {
         for (i, layer) in self.convs.iter().enumerate() {
-            x = self.conv(&x, layer)?.broadcast_add(&layer.bias)?.relu()?;
+            x = match self.depthwise {
+                DepthwiseImpl::Direct => {
+                    let y = self.conv(&x, layer)?.contiguous()?;
+                    y.inplace_op2(&layer.bias, &BiasRelu)?;
+                    y
+                }
+                DepthwiseImpl::CandleGroups => {
+                    self.conv(&x, layer)?.broadcast_add(&layer.bias)?.relu()?
+                }
+            };
             inspect(i, &x)?;
         }
         Ok(x)
@@ -276,6 +287,29 @@ impl Yamnet {
             (1, 1, 1, 1)
         };
         Ok(match (layer.kind, self.depthwise) {
+            // A 1×1 conv is a matrix product over the channels, without conv2d's unfold copy:
+            // [Cout, Cin] × [Cin, N·H·W], one product for the whole batch (the activations are
+            // moved channel-first and back, which is cheap next to the weights).
+            (ConvKind::Pointwise, DepthwiseImpl::Direct) => {
+                let (n, c, h, w) = x.dims4()?;
+                let cout = layer.weight.dim(0)?;
+                let w2 = layer.weight.reshape((cout, c))?;
+                if n == 1 {
+                    w2.matmul(&x.reshape((c, h * w))?)?
+                        .reshape((1, cout, h, w))?
+                } else {
+                    let cols = x
+                        .reshape((n, c, h * w))?
+                        .transpose(0, 1)?
+                        .contiguous()?
+                        .reshape((c, n * h * w))?;
+                    w2.matmul(&cols)?
+                        .reshape((cout, n, h * w))?
+                        .transpose(0, 1)?
+                        .contiguous()?
+                        .reshape((n, cout, h, w))?
+                }
+            }
             (ConvKind::Pointwise, _) => x.conv2d(&layer.weight, 0, 1, 1, 1)?,
             (ConvKind::Depthwise, DepthwiseImpl::Direct) => x.contiguous()?.apply_op2_no_bwd(
                 &layer.weight,
