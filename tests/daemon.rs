@@ -5,18 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cav, get_json, wait_for, Daemon, Receiver};
+use common::{cav, get_json, wait_for, Daemon, Receiver, CLASSES};
 use serde_json::Value;
-
-const CLASSES: [&str; 7] = [
-    "asleep",
-    "at_table",
-    "reading",
-    "on_phone",
-    "in_conversation",
-    "busy",
-    "inactive",
-];
 
 #[test]
 fn runs_on_the_demo_clip_classifies_stores_delivers_and_stops_cleanly() {

@@ -4,18 +4,8 @@
 
 mod common;
 
-use common::{cav, repo};
+use common::{cav, repo, CLASSES};
 use serde_json::Value;
-
-const CLASSES: [&str; 7] = [
-    "asleep",
-    "at_table",
-    "reading",
-    "on_phone",
-    "in_conversation",
-    "busy",
-    "inactive",
-];
 
 fn run(args: &[&str]) -> Vec<Value> {
     run_with(args, &[])

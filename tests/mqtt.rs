@@ -12,18 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{cav, free_port, get_json, wait_for, Daemon};
+use common::{cav, free_port, get_json, wait_for, Daemon, CLASSES};
 use serde_json::Value;
-
-const CLASSES: [&str; 7] = [
-    "asleep",
-    "at_table",
-    "reading",
-    "on_phone",
-    "in_conversation",
-    "busy",
-    "inactive",
-];
 
 fn mosquitto() -> &'static str {
     if Path::new("/usr/sbin/mosquitto").exists() {

@@ -7,6 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// The seven activity classes, in the order of the API's scores.
+pub const CLASSES: [&str; 7] = [
+    "asleep",
+    "at_table",
+    "reading",
+    "on_phone",
+    "in_conversation",
+    "busy",
+    "inactive",
+];
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -439,15 +439,13 @@ impl RuleClassifier {
         };
         // Busy: an appliance or typing while moving about; or a lot of movement throughout,
         // without speech or a meal.
-        let busy_sign = if known(appliance) * moving.soft(0.5)
-            >= 0.7 * active.degree * throughout.degree * silent.degree * no_clatter.degree
-        {
-            (known(appliance) * moving.soft(0.5), appliance)
+        let busy_appliance = known(appliance) * moving.soft(0.5);
+        let busy_active =
+            0.7 * active.degree * throughout.degree * silent.degree * no_clatter.degree;
+        let busy_sign = if busy_appliance >= busy_active {
+            (busy_appliance, appliance)
         } else {
-            (
-                0.7 * active.degree * throughout.degree * silent.degree * no_clatter.degree,
-                active,
-            )
+            (busy_active, active)
         };
         [
             // Asleep: quiet and silent, lying or in the dark, hardly moving.

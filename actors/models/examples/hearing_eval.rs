@@ -209,15 +209,7 @@ fn main() {
         return;
     }
     // Mixtures: backgrounds at −30 dBFS RMS, claps scaled to SNR dB peak-to-background.
-    let backgrounds = [
-        "speech_allison.wav",
-        "speech_tuxpaint_words.wav",
-        "speech_espeak.wav",
-        "typing_bucklespring.wav",
-        "vacuum_cleaner.wav",
-        "washing_machine.wav",
-        "kettle.wav",
-    ];
+    let backgrounds = hc::BACKGROUNDS;
     for fg_name in ["clap_gah_double.wav", "more_claps/millo_single_claps.wav"] {
         let fg_clip = hc::clip(fg_name);
         let fg = fg_clip.samples();
@@ -289,15 +281,7 @@ fn dump(model: &Arc<Yamnet>, path: &str) {
     for clip in hc::dev_clips().into_iter().chain(hc::more_clips()) {
         add("clip", &clip.name, &clip.samples(), &clip.claps);
     }
-    let backgrounds = [
-        "speech_allison.wav",
-        "speech_tuxpaint_words.wav",
-        "speech_espeak.wav",
-        "typing_bucklespring.wav",
-        "vacuum_cleaner.wav",
-        "washing_machine.wav",
-        "kettle.wav",
-    ];
+    let backgrounds = hc::BACKGROUNDS;
     for fg_name in ["clap_gah_double.wav", "more_claps/millo_single_claps.wav"] {
         let fg_clip = hc::clip(fg_name);
         let fg = fg_clip.samples();

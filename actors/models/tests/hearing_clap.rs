@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use cav_models::hearing::{EventKind, Hearing, HearingConfig, HearingOutput, SoundEvent};
 use cav_models::Yamnet;
-use hearing_common::{clip, dev_clips, load_model, match_times, mix, more_clips};
+use hearing_common::{clip, dev_clips, load_model, match_times, mix, more_clips, BACKGROUNDS};
 
 /// Onset tolerance required by the brief (s); the measured errors are ≤ 20 ms.
 const TOL: f64 = 0.15;
@@ -135,17 +135,6 @@ fn dev_claps_found_at_their_onsets_and_hard_negatives_silent() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
-
-/// Backgrounds of the mixtures: the dev set's real recordings of continuous sounds.
-const BACKGROUNDS: [&str; 7] = [
-    "speech_allison.wav",
-    "speech_tuxpaint_words.wav",
-    "speech_espeak.wav",
-    "typing_bucklespring.wav",
-    "vacuum_cleaner.wav",
-    "washing_machine.wav",
-    "kettle.wav",
-];
 
 /// Claps of `fg` mixed over each background at `snr_db` (peak-to-background; backgrounds looped
 /// at −30 dBFS RMS): returns the claps found per background, and fails on any false clap.

@@ -98,7 +98,12 @@ fn place_segment(x: &[f32], onset: usize, len: usize) -> Vec<f32> {
 pub fn background_dbfs(x: &[f32], onset: usize) -> f32 {
     let to = onset.saturating_sub(480).min(x.len());
     let from = onset.saturating_sub(PRE_SAMPLES).min(to);
-    let mut frames: Vec<f32> = x[from..to]
+    median_frame_dbfs(&x[from..to])
+}
+
+/// Median level (dBFS mean square) of the whole 20 ms frames of `x`; −120 when there are none.
+fn median_frame_dbfs(x: &[f32]) -> f32 {
+    let mut frames: Vec<f32> = x
         .chunks_exact(320)
         .map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32)
         .collect();
@@ -121,16 +126,7 @@ pub fn band_background_dbfs(x: &[f32], onset: usize) -> f32 {
     let from = onset.saturating_sub(PRE_SAMPLES).min(to);
     let mut hp = super::onset::HighPass::new(1000.0, 16_000.0);
     let band: Vec<f32> = x[settle..to].iter().map(|&v| hp.process(v)).collect();
-    let mut frames: Vec<f32> = band[from - settle..]
-        .chunks_exact(320)
-        .map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32)
-        .collect();
-    if frames.is_empty() {
-        return -120.0;
-    }
-    frames.sort_by(f32::total_cmp);
-    let ms = frames[frames.len() / 2];
-    (10.0 * (ms + 1e-12).log10()).clamp(-120.0, 0.0)
+    median_frame_dbfs(&band[from - settle..])
 }
 
 /// YAMNet class names whose scores on the isolated segment count for or against a clap.

@@ -1,8 +1,9 @@
-//! A direct 3×3 depthwise convolution as a candle CPU op.
+//! YAMNet's own candle CPU ops: a direct 3×3 depthwise convolution and a fused bias + ReLU.
 //!
 //! candle's `conv2d` with `groups = C` splits the input into C single-channel convolutions and
 //! concatenates them, which for YAMNet's up to 1024 channels costs far more than the arithmetic.
-//! This op does the same sum in one pass over contiguous planes.
+//! [`Depthwise3x3`] does the same sum in one pass over contiguous planes; [`BiasRelu`] replaces
+//! two passes and two new tensors after every conv with one pass in place.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 

@@ -118,6 +118,17 @@ pub fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
 }
 
+/// Backgrounds of the mixtures: the dev set's real recordings of continuous sounds.
+pub const BACKGROUNDS: [&str; 7] = [
+    "speech_allison.wav",
+    "speech_tuxpaint_words.wav",
+    "speech_espeak.wav",
+    "typing_bucklespring.wav",
+    "vacuum_cleaner.wav",
+    "washing_machine.wav",
+    "kettle.wav",
+];
+
 /// `background` (looped to `len`) scaled to `bg_rms` plus `foreground` scaled so its peak is
 /// `snr_db` above the background RMS ("peak-to-background").
 pub fn mix(foreground: &[f32], background: &[f32], bg_rms: f32, snr_db: f32) -> Vec<f32> {
