@@ -8,6 +8,9 @@
 //! push that returned it (the moment a live source would call `push`); pushes of `CHUNK_MS`
 //! (default 100 ms).
 //!
+//! Then the dev set's impulsive negatives (snaps, 808 clap, glass, woodblock, drums, knocks…)
+//! mixed over the same backgrounds: every clap found there is false.
+//!
 //! `cargo run --release -p cav-models --example hearing_eval [-- FILTER]`; `HOLD=1` for the
 //! hold-for-context mode ([`Hearing::set_clap_hold_for_context`]), `TRACE=1` for every onset.
 #[path = "../tests/hearing_common/mod.rs"]
@@ -56,7 +59,7 @@ fn run(model: &Arc<Yamnet>, x: &[f32], hold: bool, trace: bool) -> Run {
         let e = &tr.evidence;
         let f = &e.features;
         println!(
-            "  {:7.3} {:?} y{:.2} oth{:.2} typ{:.2} L{:.1} j{:.1} bg{:.1} low{:.2} hi{:.2} c{:.0} fl{:.2} a{:.0} d{:.0} snr{:.1}",
+            "  {:7.3} {:?} y{:.2} oth{:.2} typ{:.2} L{:.1} j{:.1} bg{:.1} low{:.2} hi{:.2} c{:.0} fl{:.2} a{:.0} d{:.0} snr{:.1} body{:.1} burst{:.0}",
             tr.t,
             tr.decision,
             e.yamnet_score(),
@@ -71,7 +74,9 @@ fn run(model: &Arc<Yamnet>, x: &[f32], hold: bool, trace: bool) -> Run {
             f.flatness,
             f.attack_ms,
             f.decay_ms,
-            f.snr_db
+            f.snr_db,
+            f.body_db,
+            f.burst_ms
         );
     }
     let events = out
@@ -234,13 +239,38 @@ fn main() {
         }
         println!("mixtures of {fg_name}: {}", by_snr.join(", "));
     }
+    // Impulsive negatives over the same backgrounds: any clap is false.
+    let mut by_snr = Vec::new();
+    for snr in [20.0f32, 15.0, 10.0] {
+        let mut false_n = 0;
+        for fg_name in hc::IMPULSIVE_NEGATIVES {
+            let fg = hc::clip(fg_name).samples();
+            for bg_name in backgrounds {
+                let bg = hc::clip(bg_name).samples();
+                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                let r = run(&model, &x, hold, trace);
+                let claps = clap_times(&r.events);
+                if !claps.is_empty() {
+                    println!("  {fg_name} over {bg_name} +{snr} dB: false claps {claps:?}");
+                }
+                false_n += claps.len();
+            }
+        }
+        by_snr.push(format!("+{snr} dB {false_n}"));
+    }
+    println!(
+        "false claps in {} impulsive negatives over {} backgrounds: {}",
+        hc::IMPULSIVE_NEGATIVES.len(),
+        backgrounds.len(),
+        by_snr.join(", ")
+    );
 }
 
 /// `DUMP=FILE`: every judged onset of the dev set, more_claps and the mixtures as CSV, with
 /// whether a labelled clap is within 50 ms (for designing the clap decision).
 fn dump(model: &Arc<Yamnet>, path: &str) {
     use std::fmt::Write as _;
-    let mut csv = String::from("set,clip,t,is_clap,hands,clapping,slap,snap,other,typing,level,jump,bg,low,high,centroid,flatness,attack,decay,snr,bandbg\n");
+    let mut csv = String::from("set,clip,t,is_clap,hands,clapping,slap,snap,other,typing,level,jump,bg,low,high,centroid,flatness,attack,decay,snr,bandbg,path,body,burst\n");
     let mut add = |set: &str, name: &str, x: &[f32], claps: &[f64]| {
         let r = run(model, x, false, true);
         for tr in &r.trace {
@@ -249,7 +279,7 @@ fn dump(model: &Arc<Yamnet>, path: &str) {
             let is_clap = claps.iter().any(|&c| (c - tr.t).abs() <= 0.05);
             let _ = writeln!(
                 csv,
-                "{set},{name},{:.4},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{set},{name},{:.4},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 tr.t,
                 u8::from(is_clap),
                 e.hands,
@@ -268,13 +298,16 @@ fn dump(model: &Arc<Yamnet>, path: &str) {
                 f.attack_ms,
                 f.decay_ms,
                 f.snr_db,
-                e.band_background_dbfs
+                e.band_background_dbfs,
+                tr.decision.map_or("", |(_, p)| p),
+                f.body_db,
+                f.burst_ms
             );
         }
         // Claps with no judged onset within 50 ms: never proposed.
         for &c in claps {
             if !r.trace.iter().any(|tr| (c - tr.t).abs() <= 0.05) {
-                let _ = writeln!(csv, "{set},{name},{c:.4},2,,,,,,,,,,,,,,,,,");
+                let _ = writeln!(csv, "{set},{name},{c:.4},2,,,,,,,,,,,,,,,,,,,,");
             }
         }
     };
@@ -294,6 +327,21 @@ fn dump(model: &Arc<Yamnet>, path: &str) {
                     &format!("{fg_name}+{bg_name}"),
                     &x,
                     &fg_clip.claps,
+                );
+            }
+        }
+    }
+    for fg_name in hc::IMPULSIVE_NEGATIVES {
+        let fg = hc::clip(fg_name).samples();
+        for snr in [20.0f32, 15.0, 10.0] {
+            for bg_name in backgrounds {
+                let bg = hc::clip(bg_name).samples();
+                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                add(
+                    &format!("neg{snr}"),
+                    &format!("{fg_name}+{bg_name}"),
+                    &x,
+                    &[],
                 );
             }
         }

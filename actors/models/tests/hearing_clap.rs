@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use cav_models::hearing::{EventKind, Hearing, HearingConfig, HearingOutput, SoundEvent};
 use cav_models::Yamnet;
-use hearing_common::{clip, dev_clips, load_model, match_times, mix, more_clips, BACKGROUNDS};
+use hearing_common::{
+    clip, dev_clips, load_model, match_times, mix, more_clips, BACKGROUNDS, IMPULSIVE_NEGATIVES,
+};
 
 /// Onset tolerance required by the brief (s); the measured errors are ≤ 20 ms.
 const TOL: f64 = 0.15;
@@ -175,8 +177,8 @@ fn claps_over_real_backgrounds_are_found() {
     let mut failures = Vec::new();
     let mut totals = Vec::new();
     for (snr_db, min_found) in [
-        (20.0, [5, 4, 6, 1, 5, 6, 3]),
-        (15.0, [4, 4, 2, 0, 3, 4, 2]),
+        (20.0, [5, 4, 6, 1, 4, 6, 3]),
+        (15.0, [4, 4, 2, 0, 2, 4, 1]),
         (10.0, [2, 4, 2, 0, 0, 0, 0]),
     ] {
         let found = mixture_counts("clap_gah_double.wav", snr_db, &mut failures);
@@ -192,14 +194,40 @@ fn claps_over_real_backgrounds_are_found() {
 }
 
 #[test]
+fn impulsive_negatives_over_real_backgrounds_give_few_false_claps() {
+    // KNOWN PROBLEM, guarded against getting worse: each impulsive negative over each
+    // background at +15 dB peak-to-background (as the claps above) should give no clap. Today
+    // 8 false claps come out of these 91 mixtures (hearing_eval: +20 dB 12, +10 dB 4; before
+    // the acoustic-only path's burst-shape test 50 / 42 / 29): finger snaps over speech, and
+    // key presses of the typing background once a louder foreground hides the typing from
+    // YAMNet's windows. The target is 0; lower the ceiling when it improves.
+    const CEILING: usize = 8;
+    let mut total = 0;
+    for fg in IMPULSIVE_NEGATIVES {
+        let x_fg = clip(fg).samples();
+        for bg_name in BACKGROUNDS {
+            let bg = clip(bg_name).samples();
+            let x = mix(&x_fg, &bg, 10f32.powf(-30.0 / 20.0), 15.0);
+            let found = clap_times(&events(&x));
+            if !found.is_empty() {
+                println!("{fg} over {bg_name} +15 dB: false claps {found:?}");
+            }
+            total += found.len();
+        }
+    }
+    println!("false claps in negatives over backgrounds at +15 dB: {total} (ceiling {CEILING})");
+    assert!(total <= CEILING, "{total} false claps, ceiling {CEILING}");
+}
+
+#[test]
 fn another_persons_claps_over_real_backgrounds() {
     // Held out: these claps (another person, another recording) were not used to tune the
     // detector. At +20 dB peak-to-background most are still missed — the acoustic-only path's
     // spectral tests were tuned on the one Gimme-A-Hand clap — so this guards what is found
-    // today (6 of 35) and that nothing false is.
+    // today (5 of 35) and that nothing false is.
     let mut failures = Vec::new();
     let found = mixture_counts("more_claps/millo_single_claps.wav", 20.0, &mut failures);
-    let min_found = [1, 3, 1, 0, 0, 0, 1];
+    let min_found = [0, 3, 1, 0, 0, 0, 1];
     for ((bg, &n), &min) in BACKGROUNDS.iter().zip(&found).zip(&min_found) {
         if n < min {
             failures.push(format!("{bg} +20 dB: {n} found, need {min}"));

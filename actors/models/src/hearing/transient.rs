@@ -29,6 +29,14 @@ pub struct TransientFeatures {
     pub decay_ms: f32,
     /// Burst energy over background energy in the first 32 ms (dB, full band).
     pub snr_db: f32,
+    /// Mean above-1 kHz energy 20–60 ms after the onset relative to the loudest 4 ms block of
+    /// the first 32 ms (dB, ≤ 0): a clap has a body of noise after its first crack (palms,
+    /// the air between them, the room); a key press or a click is over in a few ms.
+    pub body_db: f32,
+    /// Time (ms) within the first 60 ms after the onset that the above-1 kHz energy of 4 ms
+    /// blocks is within 10 dB of that peak: a clap is one burst; a bark, a ring, a giggle or a
+    /// drum machine's clap (several bursts and a tail) stays loud longer.
+    pub burst_ms: f32,
 }
 
 /// Measures transients; keeps its FFT plan.
@@ -162,6 +170,22 @@ impl TransientAnalyzer {
             .skip(peak_i)
             .rfind(|(_, &e)| e >= peak * 0.01)
             .map_or(peak_i, |(i, _)| i);
+        // 4 ms blocks from the onset: the body and the burst length.
+        let blocks: Vec<f32> = env
+            .get(first..)
+            .unwrap_or(&[])
+            .chunks_exact(4)
+            .map(|c| c.iter().sum::<f32>() / 4.0)
+            .collect();
+        let block_peak = blocks.iter().take(8).fold(0.0f32, |m, &e| m.max(e));
+        let body = blocks.iter().skip(5).take(10).sum::<f32>() / 10.0;
+        let body_db = (10.0 * ((body + 1e-20) / (block_peak + 1e-20)).log10()).clamp(-120.0, 0.0);
+        let burst_ms = 4.0
+            * blocks
+                .iter()
+                .take(15)
+                .filter(|&&e| e > 0.1 * block_peak)
+                .count() as f32;
         let finite = |v: f32| if v.is_finite() { v } else { 0.0 };
         TransientFeatures {
             low_share: finite(low / total),
@@ -171,6 +195,8 @@ impl TransientAnalyzer {
             attack_ms: (peak_i.saturating_sub(first)) as f32,
             decay_ms: (last_loud - peak_i) as f32,
             snr_db: finite(10.0 * (burst_total / bg_total).log10()).clamp(-60.0, 120.0),
+            body_db: finite(body_db),
+            burst_ms,
         }
     }
 }

@@ -129,6 +129,25 @@ pub const BACKGROUNDS: [&str; 7] = [
     "kettle.wav",
 ];
 
+/// The dev set's impulsive negatives: the sounds a clap detector confuses with claps (snaps,
+/// an 808-style clap, glass, woodblock, hand drums, drums, dishes, a shutter, knocks, a bite, a
+/// bark, a giggle, a phone). Mixed over [`BACKGROUNDS`], every clap found in them is false.
+pub const IMPULSIVE_NEGATIVES: [&str; 13] = [
+    "fingersnap_gah_seq.wav",
+    "tr808_style_clap_synth.wav",
+    "waterglass_gah_seq.wav",
+    "woodblock_clave_gah_seq.wav",
+    "cajon_bongo_gah_seq.wav",
+    "drums_gmrock_seq.wav",
+    "glass_dishes.wav",
+    "camera_shutter.wav",
+    "hammer_knock.wav",
+    "apple_bite.wav",
+    "dog_bark.wav",
+    "giggle.wav",
+    "phone_ring.wav",
+];
+
 /// `background` (looped to `len`) scaled to `bg_rms` plus `foreground` scaled so its peak is
 /// `snr_db` above the background RMS ("peak-to-background").
 pub fn mix(foreground: &[f32], background: &[f32], bg_rms: f32, snr_db: f32) -> Vec<f32> {
