@@ -104,6 +104,10 @@ pub struct EventRuleSection {
     /// false turns this kind of event off.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Claps only: whether a clap YAMNet cannot hear over a loud background may be accepted
+    /// on its acoustics alone (built in: true).
+    #[serde(default)]
+    pub over_loud_background: Option<bool>,
 }
 
 /// Event kinds `[hearing.events.<kind>]` may name.
@@ -307,6 +311,12 @@ fn validate_event_rules(
         }
         if let Some(g) = rule.min_gap_s {
             range(&format!("{at}.min_gap_s"), g as f64, 0.0, 3600.0)?;
+        }
+        if rule.over_loud_background.is_some() && kind != "clap" {
+            return Err(ConfigError::invalid(
+                &format!("{at}.over_loud_background"),
+                "only claps have this setting (hearing.events.clap.over_loud_background)",
+            ));
         }
     }
     Ok(())
@@ -1278,6 +1288,10 @@ mod tests {
             (
                 "[hearing.events.clap]\nloudness = 1\n",
                 "hearing.events.clap.loudness",
+            ),
+            (
+                "[hearing.events.speech]\nover_loud_background = false\n",
+                "hearing.events.speech.over_loud_background",
             ),
             (
                 "[sync]\nspan_ms = 5000\n[classifier]\nwindow_s = 2\n",

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cav_models::hearing::HearingConfig;
+use cav_models::hearing::{EventKind, HearingConfig};
 use cav_models::Yamnet;
 
 use std::collections::BTreeMap;
@@ -40,6 +40,15 @@ pub fn hearing_config_for(
     source: &BTreeMap<String, EventRuleSection>,
 ) -> HearingConfig {
     let mut rules = HearingConfig::default_rules();
+    let mut claps_over_loud_background = true;
+    for overrides in [&section.events, source] {
+        if let Some(v) = overrides
+            .get(EventKind::Clap.as_str())
+            .and_then(|o| o.over_loud_background)
+        {
+            claps_over_loud_background = v;
+        }
+    }
     rules.retain_mut(|rule| {
         let mut keep = true;
         for overrides in [&section.events, source] {
@@ -63,6 +72,7 @@ pub fn hearing_config_for(
         level_gate_dbfs: section.level_gate_dbfs,
         top_k: section.top_k,
         events: rules,
+        claps_over_loud_background,
     }
 }
 
@@ -70,7 +80,6 @@ pub fn hearing_config_for(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use cav_models::hearing::EventKind;
 
     fn rule(c: &HearingConfig, kind: EventKind) -> Option<(f32, f32)> {
         c.events
@@ -90,6 +99,7 @@ mod tests {
                 threshold: Some(0.8),
                 min_gap_s: None,
                 enabled: None,
+                over_loud_background: Some(false),
             },
         );
         config.hearing.events.insert(
@@ -98,11 +108,14 @@ mod tests {
                 threshold: None,
                 min_gap_s: None,
                 enabled: Some(false),
+                over_loud_background: None,
             },
         );
         let global = hearing_config(&config.hearing);
         assert_eq!(rule(&global, EventKind::Clap), Some((0.8, clap_gap)));
         assert_eq!(rule(&global, EventKind::Typing), None, "typing turned off");
+        assert!(builtin.claps_over_loud_background);
+        assert!(!global.claps_over_loud_background);
         let mut own = BTreeMap::new();
         own.insert(
             "clap".to_string(),
@@ -110,6 +123,7 @@ mod tests {
                 threshold: None,
                 min_gap_s: Some(0.5),
                 enabled: None,
+                over_loud_background: Some(true),
             },
         );
         own.insert(
@@ -118,10 +132,15 @@ mod tests {
                 threshold: None,
                 min_gap_s: None,
                 enabled: Some(true),
+                over_loud_background: None,
             },
         );
         let mine = hearing_config_for(&config.hearing, &own);
         assert_eq!(rule(&mine, EventKind::Clap), Some((0.8, 0.5)));
+        assert!(
+            mine.claps_over_loud_background,
+            "turned back on for this source"
+        );
         assert!(
             rule(&mine, EventKind::Typing).is_some(),
             "turned back on for this source"

@@ -73,6 +73,15 @@ fn settings_are_checked_saved_applied_and_kept() {
         );
     }
     assert!(s["retention"]["activities_days"].is_number(), "{s}");
+    // The clap-only switch of the acoustic-only path, on by default; no other kind has it.
+    assert_eq!(
+        s["hearing"]["events"]["clap"]["over_loud_background"],
+        json!(true),
+        "{s}"
+    );
+    assert!(s["hearing"]["events"]["speech"]
+        .get("over_loud_background")
+        .is_none());
 
     // Every bad field is named by its path; nothing is written.
     let (code, body) = put(
@@ -83,7 +92,11 @@ fn settings_are_checked_saved_applied_and_kept() {
             "obs": {"port": 70000},
             "retention": {"spans_days": -1},
             "nope": {"x": 1},
-            "hearing": {"events": {"clap": {"threshold": 1.5}, "whistle": {"threshold": 0.5}}},
+            "hearing": {"events": {
+                "clap": {"threshold": 1.5},
+                "whistle": {"threshold": 0.5},
+                "speech": {"over_loud_background": false},
+            }},
             // Unchanged and valid: not an error, and not written either.
             "external_service": {"timeout_s": s["external_service"]["timeout_s"]},
         }),
@@ -100,6 +113,7 @@ fn settings_are_checked_saved_applied_and_kept() {
         vec![
             "classifier.window_s",
             "hearing.events.clap.threshold",
+            "hearing.events.speech.over_loud_background",
             "hearing.events.whistle",
             "nope.x",
             "obs.port",
@@ -131,7 +145,7 @@ fn settings_are_checked_saved_applied_and_kept() {
         json!({
             "classifier": {"window_s": 120},
             "external_service": {"token": SECRET, "token_set": false},
-            "hearing": {"events": {"clap": {"threshold": 0.45}}},
+            "hearing": {"events": {"clap": {"threshold": 0.45, "over_loud_background": false}}},
             "retention": {"spans_days": 30},
         }),
     );
@@ -161,6 +175,7 @@ fn settings_are_checked_saved_applied_and_kept() {
         vec![
             "classifier.window_s",
             "external_service.token",
+            "hearing.events.clap.over_loud_background",
             "hearing.events.clap.threshold",
             "retention.spans_days"
         ]
@@ -171,6 +186,12 @@ fn settings_are_checked_saved_applied_and_kept() {
     assert!(text.contains("# my settings"), "{text}");
     assert!(text.contains("window_s = 120.0 # one minute"), "{text}");
     assert!(text.contains("[hearing.events.clap]"), "{text}");
+    assert!(text.contains("over_loud_background = false"), "{text}");
+    assert_eq!(
+        ok["settings"]["hearing"]["events"]["clap"]["over_loud_background"],
+        json!(false),
+        "{ok}"
+    );
 
     // The running daemon switches to it (the pipeline and the API restart in-process).
     let applied = wait_for(Duration::from_secs(30), || {

@@ -99,6 +99,9 @@ const FIELDS: &[(&str, Kind)] = &[
     ("retention.dead_letter_days", Kind::Whole),
 ];
 
+/// The clap-only key of `[hearing.events.clap]`: the acoustic-only path on or off.
+const CLAP_OVER_LOUD_BACKGROUND: &str = "over_loud_background";
+
 /// The keys of one `[hearing.events.<kind>]` table.
 const EVENT_FIELDS: &[(&str, Kind)] = &[
     ("threshold", Kind::Number),
@@ -114,6 +117,9 @@ fn kind_of(path: &str) -> Option<Kind> {
     let (event, field) = rest.split_once('.')?;
     if !EVENT_KINDS.contains(&event) {
         return None;
+    }
+    if event == "clap" && field == CLAP_OVER_LOUD_BACKGROUND {
+        return Some(Kind::Bool);
     }
     EVENT_FIELDS
         .iter()
@@ -220,14 +226,16 @@ pub fn view(config: &Config) -> Value {
             .and_then(|s| s.min_gap_s)
             .or(rule.map(|r| r.min_gap_s));
         let enabled = section.and_then(|s| s.enabled).unwrap_or(rule.is_some());
-        events.insert(
-            kind.to_string(),
-            json!({
-                "threshold": tidy(json!(threshold)),
-                "min_gap_s": tidy(json!(min_gap_s)),
-                "enabled": enabled,
-            }),
-        );
+        let mut fields = json!({
+            "threshold": tidy(json!(threshold)),
+            "min_gap_s": tidy(json!(min_gap_s)),
+            "enabled": enabled,
+        });
+        if kind == "clap" {
+            fields[CLAP_OVER_LOUD_BACKGROUND] =
+                json!(section.and_then(|s| s.over_loud_background).unwrap_or(true));
+        }
+        events.insert(kind.to_string(), fields);
     }
     put_path(&mut out, "hearing.events", Value::Object(events));
     out
@@ -597,6 +605,11 @@ mod tests {
     fn leaves_are_typed_and_unknown_ones_named() {
         assert_eq!(kind_of("hearing.events.clap.threshold"), Some(Kind::Number));
         assert_eq!(kind_of("hearing.events.whistle.threshold"), None);
+        assert_eq!(
+            kind_of("hearing.events.clap.over_loud_background"),
+            Some(Kind::Bool)
+        );
+        assert_eq!(kind_of("hearing.events.speech.over_loud_background"), None);
         assert_eq!(kind_of("classifier.window_seconds"), None);
         assert!(is_table("hearing.events.clap") && is_table("obs") && !is_table("obs.port"));
         assert!(to_toml(Kind::Whole, &json!(-1)).is_err());

@@ -17,7 +17,7 @@ const FIELD_ORDER = [
   'file.enabled', 'file.path', 'file.streams', 'file.loop', 'file.webhook',
   'video.analysis_fps', 'video.analysis_width', 'video.motion_threshold',
   'retention.activities_days', 'retention.spans_days', 'retention.sound_events_days', 'retention.delivered_days', 'retention.dead_letter_days',
-  'enabled', 'threshold', 'min_gap_s',
+  'enabled', 'threshold', 'min_gap_s', 'over_loud_background',
 ];
 
 function ordered(path, keys) {

@@ -12,7 +12,9 @@
 //! mixed over the same backgrounds: every clap found there is false.
 //!
 //! `cargo run --release -p cav-models --example hearing_eval [-- FILTER]`; `HOLD=1` for the
-//! hold-for-context mode ([`Hearing::set_clap_hold_for_context`]), `TRACE=1` for every onset.
+//! hold-for-context mode ([`Hearing::set_clap_hold_for_context`]), `TRACE=1` for every onset,
+//! `OVER_LOUD=0` for claps confirmed by YAMNet only
+//! ([`HearingConfig::claps_over_loud_background`] off).
 #[path = "../tests/hearing_common/mod.rs"]
 mod hc;
 
@@ -32,7 +34,11 @@ struct Run {
 }
 
 fn run(model: &Arc<Yamnet>, x: &[f32], hold: bool, trace: bool) -> Run {
-    let mut h = Hearing::new(model.clone(), HearingConfig::default());
+    let config = HearingConfig {
+        claps_over_loud_background: std::env::var("OVER_LOUD").map_or(true, |v| v != "0"),
+        ..HearingConfig::default()
+    };
+    let mut h = Hearing::new(model.clone(), config);
     h.set_trace(trace);
     h.set_clap_hold_for_context(hold);
     let start = Instant::now();

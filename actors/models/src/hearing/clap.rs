@@ -264,8 +264,12 @@ impl ClapEvidence {
     }
 
     /// The clap score and how it was reached, or `None` when this is not a clap at any
-    /// threshold.
-    pub fn decide(&self) -> Option<(f32, ClapPath)> {
+    /// threshold. `over_loud_background`: whether the acoustic-only path may accept a clap
+    /// YAMNet cannot hear over a loud background (more claps found over speech and appliances,
+    /// and some false ones; see [`HearingConfig::claps_over_loud_background`]).
+    ///
+    /// [`HearingConfig::claps_over_loud_background`]: super::HearingConfig::claps_over_loud_background
+    pub fn decide(&self, over_loud_background: bool) -> Option<(f32, ClapPath)> {
         if !self.clap_like() {
             return None;
         }
@@ -275,7 +279,8 @@ impl ClapEvidence {
             best = Some((y, ClapPath::Yamnet));
         }
         let loud_background = self.background_dbfs >= LOUD_BACKGROUND_DBFS;
-        if loud_background
+        if over_loud_background
+            && loud_background
             && self.strongly_clap_like()
             && self.context_typing < 0.3
             && self.other_impulse < 0.25
