@@ -3,6 +3,14 @@
 //! plays the same clip's sound into the daemon's microphone source. Both playbacks are started
 //! together, so the offset the daemon reports is the two capture paths' latency difference plus
 //! the start skew of the two players; the test checks that it is measured and printed.
+//!
+//! OBS gets a copy of the clip whose flashes last 200 ms instead of 80 ms (same onsets, same
+//! sound). The daemon samples OBS at 10 fps, one screenshot per 100 ms, so an 80-ms flash is only
+//! seen when a screenshot happens to fall on it; and OBS shows a media frame only if its
+//! graphics thread renders while that frame is current, which under CPU load (software rendering
+//! competing with other processes for two cores) skips the two white frames: measured, a run in
+//! which the microphone heard every beep but the screenshots held 2 flashes in 26 s, and no
+//! pairs. A flash longer than a screenshot interval plus a late render is still seen.
 
 mod common;
 
@@ -44,6 +52,22 @@ fn run(script: &'static str, args: &[&str]) -> Harness {
     Harness { script, dir }
 }
 
+/// Stops OBS cleanly and returns its render-timing summary (how often its graphics thread ran
+/// late), which it logs when it exits.
+fn obs_render_stats(obs: &Harness) -> String {
+    let _ = Command::new("bash")
+        .arg(repo().join(obs.script))
+        .arg("stop")
+        .arg(obs.dir.path())
+        .output();
+    std::fs::read_to_string(obs.dir.path().join("obs.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("obs_graphics_thread"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 struct Player(Child);
 
 impl Drop for Player {
@@ -55,13 +79,42 @@ impl Drop for Player {
 
 #[test]
 fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() {
-    let clip = repo().join("tests/data/video/av_sync_flash_beep.mp4");
+    let original = repo().join("tests/data/video/av_sync_flash_beep.mp4");
     let work = tempfile::tempdir().unwrap();
+    // The clip for OBS: frames 25k…25k+4 white (200 ms from k s) instead of 25k, 25k+1.
+    let clip = work.path().join("flash_beep_200ms.mp4");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&original)
+        .args([
+            "-vf",
+            "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='gte(n,25)*lt(mod(n,25),5)'",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "copy",
+        ])
+        .arg(&clip)
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The clip's sound as a 48 kHz WAV for paplay, four times over (60 s).
     let wav = work.path().join("beeps.wav");
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-stream_loop", "3", "-i"])
-        .arg(&clip)
+        .arg(&original)
         .args(["-vn", "-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
         .arg(&wav)
         .output()
@@ -135,16 +188,33 @@ fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() 
             .expect("paplay"),
     );
     let started = Instant::now();
+    // What each side delivered, once a second: screenshots, and the microphone's level and pitch
+    // (the beeps read about −20 dBFS at 1000 Hz), to tell a deaf microphone from a blind camera.
+    let mut trace = Vec::new();
     let sync = wait_for(Duration::from_secs(50), || {
         let (_, s) = get_json(&daemon.url("/api/status")).ok()?;
+        if trace.len() < (started.elapsed().as_secs() + 1) as usize {
+            let mic = &s["sources"]["mic"];
+            trace.push(format!(
+                "{:4.1} s: obs frames {}, mic {} chunks {} level {} dBFS at {} Hz",
+                started.elapsed().as_secs_f64(),
+                s["sources"]["obs"]["frames"],
+                mic["state"],
+                mic["audio_chunks"],
+                mic["level"]["dbfs"],
+                mic["level"]["dominant_hz"]
+            ));
+        }
         let a = s["av_sync"].clone();
         (a["pairs"].as_u64()? >= 5).then_some(a)
     })
     .unwrap_or_else(|| {
         panic!(
-            "no A/V pairs after {:?}: {}\n{}",
+            "no A/V pairs after {:?}: {}\n{}\nOBS: {}\n{}",
             started.elapsed(),
             get_json(&daemon.url("/api/status")).unwrap().1["av_sync"],
+            trace.join("\n"),
+            obs_render_stats(&obs),
             daemon.log_text()
         )
     });
