@@ -389,7 +389,7 @@ export const DICTS = {
     'choice.audio': 'audio only',
     'set.threshold': 'Threshold',
     'set.min_gap_s': 'Minimum gap (s)',
-    'set.over_loud_background': 'Also over loud sound (TV, speech, appliances): finds more claps, some false',
+    'set.over_loud_background': 'Also over loud sound (TV, speech): more claps, a few false',
 
     'drivers.none': 'No cue stood out.',
     'drivers.cue': 'Cue',
@@ -792,7 +792,7 @@ export const DICTS = {
     'choice.audio': 'audio seulement',
     'set.threshold': 'Seuil',
     'set.min_gap_s': 'Écart minimal (s)',
-    'set.over_loud_background': 'Aussi sur fond sonore fort (télé, paroles, appareils) : plus de claps trouvés, quelques faux',
+    'set.over_loud_background': 'Aussi sur fond sonore fort (télé, paroles) : plus de claps, quelques faux',
 
     'drivers.none': 'Aucun indice ne se détache.',
     'drivers.cue': 'Indice',
