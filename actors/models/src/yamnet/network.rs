@@ -311,13 +311,16 @@ impl Yamnet {
                 }
             }
             (ConvKind::Pointwise, _) => x.conv2d(&layer.weight, 0, 1, 1, 1)?,
-            (ConvKind::Depthwise, DepthwiseImpl::Direct) => x.contiguous()?.apply_op2_no_bwd(
-                &layer.weight,
-                &Depthwise3x3 {
-                    stride: layer.stride,
-                    pad,
-                },
-            )?,
+            // The first layer (one input channel) is the same sum as a depthwise conv.
+            (ConvKind::Depthwise | ConvKind::Full, DepthwiseImpl::Direct) => {
+                x.contiguous()?.apply_op2_no_bwd(
+                    &layer.weight,
+                    &Depthwise3x3 {
+                        stride: layer.stride,
+                        pad,
+                    },
+                )?
+            }
             (kind, _) => {
                 let groups = if kind == ConvKind::Depthwise {
                     x.dim(1)?
