@@ -40,15 +40,11 @@ pub fn hearing_config_for(
     source: &BTreeMap<String, EventRuleSection>,
 ) -> HearingConfig {
     let mut rules = HearingConfig::default_rules();
-    let mut claps_over_loud_background = true;
-    for overrides in [&section.events, source] {
-        if let Some(v) = overrides
-            .get(EventKind::Clap.as_str())
-            .and_then(|o| o.over_loud_background)
-        {
-            claps_over_loud_background = v;
-        }
-    }
+    // The source's own setting wins over the global one, which wins over the built-in one.
+    let claps_over_loud_background = [source, &section.events]
+        .into_iter()
+        .find_map(|o| o.get(EventKind::Clap.as_str())?.over_loud_background)
+        .unwrap_or(HearingConfig::default().claps_over_loud_background);
     rules.retain_mut(|rule| {
         let mut keep = true;
         for overrides in [&section.events, source] {

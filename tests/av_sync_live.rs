@@ -68,6 +68,18 @@ fn obs_render_stats(obs: &Harness) -> String {
         .join("\n")
 }
 
+/// Runs an ffmpeg command to its end; fails the test with ffmpeg's message if it fails.
+fn ffmpeg(command: &mut Command) {
+    let out = command
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg) is needed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 struct Player(Child);
 
 impl Drop for Player {
@@ -83,46 +95,36 @@ fn obs_video_and_a_pulseaudio_microphone_playing_one_clip_report_their_offset() 
     let work = tempfile::tempdir().unwrap();
     // The clip for OBS: frames 25k…25k+4 white (200 ms from k s) instead of 25k, 25k+1.
     let clip = work.path().join("flash_beep_200ms.mp4");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&original)
-        .args([
-            "-vf",
-            "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='gte(n,25)*lt(mod(n,25),5)'",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "copy",
-        ])
-        .arg(&clip)
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ffmpeg(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&original)
+            .args([
+                "-vf",
+                "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='gte(n,25)*lt(mod(n,25),5)'",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "25",
+                "-bf",
+                "0",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "copy",
+            ])
+            .arg(&clip),
     );
     // The clip's sound as a 48 kHz WAV for paplay, four times over (60 s).
     let wav = work.path().join("beeps.wav");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-stream_loop", "3", "-i"])
-        .arg(&original)
-        .args(["-vn", "-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
-        .arg(&wav)
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ffmpeg(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-stream_loop", "3", "-i"])
+            .arg(&original)
+            .args(["-vn", "-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
+            .arg(&wav),
     );
 
     let obs_port = common::free_port();

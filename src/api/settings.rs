@@ -233,7 +233,9 @@ pub fn view(config: &Config) -> Value {
         });
         if kind == "clap" {
             fields[CLAP_OVER_LOUD_BACKGROUND] =
-                json!(section.and_then(|s| s.over_loud_background).unwrap_or(true));
+                json!(section.and_then(|s| s.over_loud_background).unwrap_or(
+                    cav_models::hearing::HearingConfig::default().claps_over_loud_background
+                ));
         }
         events.insert(kind.to_string(), fields);
     }

@@ -132,8 +132,7 @@ fn main() {
         };
         let fg_clip = hc::clip(fg_name);
         let snr: f32 = snr.parse().expect("MIX: SNR in dB");
-        let bg = hc::clip(bg_name).samples();
-        let x = hc::mix(&fg_clip.samples(), &bg, 10f32.powf(-30.0 / 20.0), snr);
+        let x = hc::over_background(&fg_clip.samples(), bg_name, snr);
         let r = run(&model, &x, hold, true);
         let (errs, extra) = hc::match_times(&fg_clip.claps, &clap_times(&r.events), 0.15);
         println!(
@@ -228,8 +227,7 @@ fn main() {
         for snr in [20.0f32, 15.0, 10.0] {
             let (mut found_n, mut total, mut false_n) = (0, 0, 0);
             for bg_name in backgrounds {
-                let bg = hc::clip(bg_name).samples();
-                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                let x = hc::over_background(&fg, bg_name, snr);
                 let r = run(&model, &x, hold, trace);
                 let (errs, extra) = hc::match_times(&fg_clip.claps, &clap_times(&r.events), 0.15);
                 let n = errs.iter().flatten().count();
@@ -252,8 +250,7 @@ fn main() {
         for fg_name in hc::IMPULSIVE_NEGATIVES {
             let fg = hc::clip(fg_name).samples();
             for bg_name in backgrounds {
-                let bg = hc::clip(bg_name).samples();
-                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                let x = hc::over_background(&fg, bg_name, snr);
                 let r = run(&model, &x, hold, trace);
                 let claps = clap_times(&r.events);
                 if !claps.is_empty() {
@@ -326,8 +323,7 @@ fn dump(model: &Arc<Yamnet>, path: &str) {
         let fg = fg_clip.samples();
         for snr in [20.0f32, 15.0, 10.0] {
             for bg_name in backgrounds {
-                let bg = hc::clip(bg_name).samples();
-                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                let x = hc::over_background(&fg, bg_name, snr);
                 add(
                     &format!("mix{snr}"),
                     &format!("{fg_name}+{bg_name}"),
@@ -341,8 +337,7 @@ fn dump(model: &Arc<Yamnet>, path: &str) {
         let fg = hc::clip(fg_name).samples();
         for snr in [20.0f32, 15.0, 10.0] {
             for bg_name in backgrounds {
-                let bg = hc::clip(bg_name).samples();
-                let x = hc::mix(&fg, &bg, 10f32.powf(-30.0 / 20.0), snr);
+                let x = hc::over_background(&fg, bg_name, snr);
                 add(
                     &format!("neg{snr}"),
                     &format!("{fg_name}+{bg_name}"),

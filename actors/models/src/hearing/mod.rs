@@ -154,9 +154,9 @@ pub struct HearingConfig {
     pub events: Vec<EventRule>,
     /// Whether a clap YAMNet cannot hear over a loud background (median ≥ −55 dBFS) may be
     /// accepted on its acoustics alone ([`clap::ClapEvidence::decide`]). On (the default) it
-    /// finds most claps over speech and appliances 15–20 dB above them, and lets through some
-    /// finger snaps and key presses as claps; off, claps are confirmed by YAMNet only: few are
-    /// found over loud backgrounds, and almost no false ones (numbers in the README).
+    /// finds most claps over speech and appliances 20 dB above them, and lets through some key
+    /// presses and knocks as claps; off, claps are confirmed by YAMNet only: few are found over
+    /// loud backgrounds, and almost no false ones (numbers in the README).
     #[serde(default = "yes")]
     pub claps_over_loud_background: bool,
 }

@@ -44,7 +44,7 @@ impl CustomOp2 for Depthwise3x3 {
         let (c, one, kh, kw) = l2.shape().dims4()?;
         // Depthwise (one kernel per input channel), or a full conv from one input channel
         // (YAMNet's first layer: every output channel filters the same plane).
-        if !kc_fits(cin, c) || one != 1 || kh != 3 || kw != 3 {
+        if !(cin == c || cin == 1) || one != 1 || kh != 3 || kw != 3 {
             candle_core::bail!(
                 "depthwise3x3: kernel {:?} does not fit input {:?}",
                 l2.shape(),
@@ -120,10 +120,6 @@ impl CustomOp2 for Depthwise3x3 {
 /// Below this many multiply-adds a layer runs on the calling thread (a task costs more).
 const MIN_PARALLEL_MACS: usize = 100_000;
 
-fn kc_fits(cin: usize, c: usize) -> bool {
-    cin == c || cin == 1
-}
-
 /// Sizes of one plane's convolution.
 #[derive(Clone, Copy)]
 struct PlaneGeometry {
@@ -198,7 +194,7 @@ impl PlaneGeometry {
     }
 }
 
-/// Adds a per-channel bias and applies ReLU in place/// Adds a per-channel bias and applies ReLU in place, in one pass over `[N, C, H, W]`: what
+/// Adds a per-channel bias and applies ReLU in place, in one pass over `[N, C, H, W]`: what
 /// `broadcast_add(bias)?.relu()?` does with two passes and two new tensors.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BiasRelu;

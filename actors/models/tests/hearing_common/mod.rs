@@ -148,6 +148,18 @@ pub const IMPULSIVE_NEGATIVES: [&str; 13] = [
     "phone_ring.wav",
 ];
 
+/// The clip `foreground` over the background clip `bg_name` the way every mixture of the
+/// tests and `hearing_eval` is made: the background looped at −30 dBFS RMS, the foreground's
+/// peak `snr_db` above it (see [`mix`]).
+pub fn over_background(foreground: &[f32], bg_name: &str, snr_db: f32) -> Vec<f32> {
+    mix(
+        foreground,
+        &clip(bg_name).samples(),
+        10f32.powf(-30.0 / 20.0),
+        snr_db,
+    )
+}
+
 /// `background` (looped to `len`) scaled to `bg_rms` plus `foreground` scaled so its peak is
 /// `snr_db` above the background RMS ("peak-to-background").
 pub fn mix(foreground: &[f32], background: &[f32], bg_rms: f32, snr_db: f32) -> Vec<f32> {
