@@ -66,12 +66,13 @@ start() {
   rm -f "$dir/display"
   Xvfb -displayfd 3 -screen 0 1280x720x24 -nolisten tcp 3>"$dir/display" >"$dir/xvfb.log" 2>&1 &
   echo $! >"$dir/xvfb.pid"
-  local n=50
+  # Up to 30 s: on a loaded two-core machine Xvfb once took longer than 5 s to start.
+  local n=300
   while [[ ! -s "$dir/display" ]] && ((n-- > 0)); do
     alive "$(cat "$dir/xvfb.pid")" || die "Xvfb exited: $(tail -5 "$dir/xvfb.log")"
     sleep 0.1
   done
-  [[ -s "$dir/display" ]] || die "Xvfb did not report a display within 5 s: $(tail -5 "$dir/xvfb.log")"
+  [[ -s "$dir/display" ]] || die "Xvfb did not report a display within 30 s: $(tail -5 "$dir/xvfb.log")"
   local display=":$(tr -d '[:space:]' <"$dir/display")"
 
   local args=(--multi --disable-updater --disable-missing-files-check --minimize-to-tray
